@@ -1,0 +1,239 @@
+package config
+
+import (
+	"math"
+	"time"
+)
+
+// Defaults of the fields that have one. They are documented on the fields.
+const (
+	defaultHealthCheckIntervalInSeconds     = 30
+	defaultHealthCheckEndpoint              = "/"
+	defaultHealthCheckTimeoutInMilliseconds = 5000
+	defaultGatewayAddress                   = "0.0.0.0:8080"
+	defaultAuthHeaderName                   = "Authorization"
+	defaultMetricsEndpoint                  = "/metrics"
+	defaultMetricsNamespace                 = "gateway"
+	defaultMaxRequestBodyBytes              = 64 << 20 // 64 MiB
+	defaultMaxConnsPerBackend               = 512
+	defaultConnWaitTimeoutSeconds           = 30
+	defaultFirstByteTimeoutSeconds          = 600
+	defaultStreamIdleTimeoutSeconds         = 300
+	defaultHeaderReadTimeoutSeconds         = 10
+	defaultClientIdleTimeoutSeconds         = 120
+	defaultShutdownTimeoutSeconds           = 30
+)
+
+// Config is the parsed config.json: plain data with no behaviour beyond
+// validation and unit conversion.
+//
+// Build one with [Parse] or [Load], which apply defaults and validate, or
+// start from [Default]. A Config is safe for concurrent reads; do not modify
+// one that other goroutines may read.
+type Config struct {
+	// OllamaAddresses are the base URLs of the Ollama servers requests are
+	// forwarded to, e.g. "http://localhost:11434/". At least one is required;
+	// each must be an http or https URL with a host and without query,
+	// fragment or user info. Surrounding whitespace is trimmed; a trailing
+	// slash is kept as given. No default.
+	OllamaAddresses []string `json:"ollamaAddresses"`
+	// LoadBalancer configures backend health checks.
+	LoadBalancer LoadBalancer `json:"loadBalancer"`
+	// GatewayAddress is the host:port the gateway listens on. The host may
+	// be empty, an IP address or a name; the port is a number in 0..65535.
+	// Default "0.0.0.0:8080".
+	GatewayAddress string `json:"gatewayAddress"`
+	// Logging enables request logging. Default true.
+	Logging bool `json:"logging"`
+	// AuthHeaderName is the request header that carries the API key; it
+	// must be a valid HTTP header field name. Default "Authorization".
+	AuthHeaderName string `json:"authHeaderName"`
+	// APIKeys are the keys accepted for the proxied Ollama API. Each is
+	// printable ASCII without spaces; a key of the form "sha256:<64 hex
+	// digits>" is the SHA-256 digest of the key rather than the key itself.
+	// No default (nil).
+	APIKeys []string `json:"apiKeys"`
+	// AdminKeys are the keys accepted for the gateway's admin endpoints
+	// (/config/...), in the same forms as APIKeys. Optional; no default.
+	AdminKeys []string `json:"adminKeys,omitempty"`
+	// RateLimit limits requests per client.
+	RateLimit RateLimit `json:"rateLimit"`
+	// Security holds the IP allow and deny lists.
+	Security Security `json:"security"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `json:"metrics"`
+	// Proxy holds the gateway's own tuning: limits and timeouts.
+	Proxy Proxy `json:"proxy"`
+}
+
+// LoadBalancer configures the health checks of the Ollama servers.
+type LoadBalancer struct {
+	// HealthCheckIntervalInSeconds is the time between two health checks
+	// of a server, in seconds. Default 30; must be >= 1.
+	HealthCheckIntervalInSeconds int `json:"healthCheckIntervalInSeconds"`
+	// HealthCheckEndpoint is the path requested on each server to check it.
+	// Default "/" (Ollama answers "Ollama is running"); must start with "/".
+	HealthCheckEndpoint string `json:"healthCheckEndpoint"`
+	// HealthCheckTimeoutInMilliseconds is how long one health check may
+	// take, in milliseconds. Default 5000; must be >= 1.
+	HealthCheckTimeoutInMilliseconds int `json:"healthCheckTimeoutInMilliseconds"`
+}
+
+// RateLimit limits how many requests one client may make in a time window.
+type RateLimit struct {
+	// MaxRequests is how many requests a client may make per window. No
+	// default; must be > 0 when Enabled, and is never negative.
+	MaxRequests int `json:"maxRequests"`
+	// TimeWindowSeconds is the length of the window, in seconds. No
+	// default; must be > 0 when Enabled, and is never negative.
+	TimeWindowSeconds int `json:"timeWindowSeconds"`
+	// Enabled turns rate limiting on. Default false.
+	Enabled bool `json:"enabled"`
+}
+
+// Security holds the IP filters. Each entry is an IP address or a CIDR
+// prefix, IPv4 or IPv6, e.g. "10.0.0.1", "10.0.0.0/8" or "fd00::/8".
+type Security struct {
+	// AllowIPs, when not empty, lists the only clients that are allowed.
+	// Default empty (every client is allowed).
+	AllowIPs []string `json:"allowIps"`
+	// DenyIPs lists clients that are refused. Default empty.
+	DenyIPs []string `json:"denyIps"`
+}
+
+// Metrics configures the Prometheus metrics endpoint.
+type Metrics struct {
+	// Enabled turns metrics on. Default true.
+	Enabled bool `json:"enabled"`
+	// Endpoint is the path metrics are served on. Default "/metrics". It
+	// must start with "/", must not be "/", and must not be in the gateway's
+	// admin namespace (/config) nor in Ollama's (/api, /v1).
+	Endpoint string `json:"endpoint"`
+	// Namespace is the prefix of every metric name, e.g. "gateway" gives
+	// "gateway_requests_total". Default "gateway"; must match
+	// ^[a-zA-Z_][a-zA-Z0-9_]*$.
+	Namespace string `json:"namespace"`
+}
+
+// Proxy holds the gateway's own tuning. The block is new and optional: a
+// config file without it gets every default.
+type Proxy struct {
+	// MaxRequestBodyBytes is the largest request body accepted, in bytes.
+	// It is not applied to /api/blobs/* and /api/create, which are
+	// streamed. Default 64 MiB (67108864); must be >= 1.
+	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes"`
+	// MaxConnsPerBackend is the most connections open to one Ollama server
+	// at a time. Default 512; must be between 1 and 100000.
+	MaxConnsPerBackend int `json:"maxConnsPerBackend"`
+	// ConnWaitTimeoutSeconds is how long a request waits for a free backend
+	// connection before it is answered 503, in seconds. Default 30; >= 1.
+	ConnWaitTimeoutSeconds int `json:"connWaitTimeoutSeconds"`
+	// FirstByteTimeoutSeconds is how long the backend has to start
+	// answering, in seconds; model loads are slow. Default 600; >= 1.
+	FirstByteTimeoutSeconds int `json:"firstByteTimeoutSeconds"`
+	// StreamIdleTimeoutSeconds is the longest silence allowed between two
+	// body chunks, in either direction, in seconds. Default 300; >= 1.
+	StreamIdleTimeoutSeconds int `json:"streamIdleTimeoutSeconds"`
+	// HeaderReadTimeoutSeconds is how long a client has to send its request
+	// headers (slowloris guard), in seconds. Default 10; >= 1.
+	HeaderReadTimeoutSeconds int `json:"headerReadTimeoutSeconds"`
+	// ClientIdleTimeoutSeconds is how long an idle keep-alive client
+	// connection is kept, in seconds. Default 120; >= 1.
+	ClientIdleTimeoutSeconds int `json:"clientIdleTimeoutSeconds"`
+	// ShutdownTimeoutSeconds is how long requests and streams in flight may
+	// finish after SIGTERM, in seconds; 0 means stop at once. Default 30;
+	// >= 0.
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds"`
+}
+
+// Default returns a Config holding every documented default. OllamaAddresses,
+// APIKeys, AdminKeys and the IP lists are empty, and rate limiting is off, so
+// the result does not validate until at least one Ollama address is added.
+func Default() Config {
+	return Config{
+		LoadBalancer: LoadBalancer{
+			HealthCheckIntervalInSeconds:     defaultHealthCheckIntervalInSeconds,
+			HealthCheckEndpoint:              defaultHealthCheckEndpoint,
+			HealthCheckTimeoutInMilliseconds: defaultHealthCheckTimeoutInMilliseconds,
+		},
+		GatewayAddress: defaultGatewayAddress,
+		Logging:        true,
+		AuthHeaderName: defaultAuthHeaderName,
+		Metrics: Metrics{
+			Enabled:   true,
+			Endpoint:  defaultMetricsEndpoint,
+			Namespace: defaultMetricsNamespace,
+		},
+		Proxy: Proxy{
+			MaxRequestBodyBytes:      defaultMaxRequestBodyBytes,
+			MaxConnsPerBackend:       defaultMaxConnsPerBackend,
+			ConnWaitTimeoutSeconds:   defaultConnWaitTimeoutSeconds,
+			FirstByteTimeoutSeconds:  defaultFirstByteTimeoutSeconds,
+			StreamIdleTimeoutSeconds: defaultStreamIdleTimeoutSeconds,
+			HeaderReadTimeoutSeconds: defaultHeaderReadTimeoutSeconds,
+			ClientIdleTimeoutSeconds: defaultClientIdleTimeoutSeconds,
+			ShutdownTimeoutSeconds:   defaultShutdownTimeoutSeconds,
+		},
+	}
+}
+
+// HealthCheckInterval returns LoadBalancer.HealthCheckIntervalInSeconds as a
+// Duration (default 30s). Like every duration helper, it gives 0 for a
+// negative value and saturates at the largest Duration instead of
+// overflowing.
+func (c *Config) HealthCheckInterval() time.Duration {
+	return scale(int64(c.LoadBalancer.HealthCheckIntervalInSeconds), time.Second)
+}
+
+// HealthCheckTimeout returns LoadBalancer.HealthCheckTimeoutInMilliseconds as
+// a Duration (default 5s).
+func (c *Config) HealthCheckTimeout() time.Duration {
+	return scale(int64(c.LoadBalancer.HealthCheckTimeoutInMilliseconds), time.Millisecond)
+}
+
+// ConnWaitTimeout returns ConnWaitTimeoutSeconds as a Duration (default 30s).
+func (p Proxy) ConnWaitTimeout() time.Duration {
+	return scale(int64(p.ConnWaitTimeoutSeconds), time.Second)
+}
+
+// FirstByteTimeout returns FirstByteTimeoutSeconds as a Duration (default
+// 10m).
+func (p Proxy) FirstByteTimeout() time.Duration {
+	return scale(int64(p.FirstByteTimeoutSeconds), time.Second)
+}
+
+// StreamIdleTimeout returns StreamIdleTimeoutSeconds as a Duration (default
+// 5m).
+func (p Proxy) StreamIdleTimeout() time.Duration {
+	return scale(int64(p.StreamIdleTimeoutSeconds), time.Second)
+}
+
+// HeaderReadTimeout returns HeaderReadTimeoutSeconds as a Duration (default
+// 10s).
+func (p Proxy) HeaderReadTimeout() time.Duration {
+	return scale(int64(p.HeaderReadTimeoutSeconds), time.Second)
+}
+
+// ClientIdleTimeout returns ClientIdleTimeoutSeconds as a Duration (default
+// 2m).
+func (p Proxy) ClientIdleTimeout() time.Duration {
+	return scale(int64(p.ClientIdleTimeoutSeconds), time.Second)
+}
+
+// ShutdownTimeout returns ShutdownTimeoutSeconds as a Duration (default 30s);
+// 0 means stop at once.
+func (p Proxy) ShutdownTimeout() time.Duration {
+	return scale(int64(p.ShutdownTimeoutSeconds), time.Second)
+}
+
+// scale returns n units, 0 for n < 0, and the largest Duration when the
+// product would overflow.
+func scale(n int64, unit time.Duration) time.Duration {
+	switch {
+	case n <= 0:
+		return 0
+	case n > math.MaxInt64/int64(unit):
+		return math.MaxInt64
+	}
+	return time.Duration(n) * unit
+}

@@ -1,0 +1,300 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one problem of a config: the field, named by its JSON path
+// (e.g. "ollamaAddresses[1]" or "rateLimit.maxRequests"), and what is wrong
+// with it. Field is empty for a problem of the document as a whole. Problem
+// never holds the value of an API or admin key.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+// Error returns "<Field>: <Problem>", or Problem alone when Field is empty.
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Problem
+	}
+	return e.Field + ": " + e.Problem
+}
+
+// Validate checks c and returns every problem, in field order, joined with
+// errors.Join, each a [*FieldError]; it returns nil if c is valid. It does
+// not apply defaults or normalise: [Parse] does that before it validates.
+func (c *Config) Validate() error {
+	if c == nil {
+		return &FieldError{Problem: "config is nil"}
+	}
+	var v validator
+	v.ollamaAddresses(c.OllamaAddresses)
+
+	lb := c.LoadBalancer
+	v.atLeast("loadBalancer.healthCheckIntervalInSeconds", int64(lb.HealthCheckIntervalInSeconds), 1)
+	v.path("loadBalancer.healthCheckEndpoint", lb.HealthCheckEndpoint)
+	v.atLeast("loadBalancer.healthCheckTimeoutInMilliseconds", int64(lb.HealthCheckTimeoutInMilliseconds), 1)
+
+	v.gatewayAddress(c.GatewayAddress)
+	v.headerName("authHeaderName", c.AuthHeaderName)
+	v.keys("apiKeys", c.APIKeys)
+	v.keys("adminKeys", c.AdminKeys)
+
+	rl := c.RateLimit
+	v.rate("rateLimit.maxRequests", rl.MaxRequests, rl.Enabled)
+	v.rate("rateLimit.timeWindowSeconds", rl.TimeWindowSeconds, rl.Enabled)
+
+	v.ips("security.allowIps", c.Security.AllowIPs)
+	v.ips("security.denyIps", c.Security.DenyIPs)
+
+	v.metricsEndpoint("metrics.endpoint", c.Metrics.Endpoint)
+	v.metricsNamespace("metrics.namespace", c.Metrics.Namespace)
+
+	p := c.Proxy
+	v.atLeast("proxy.maxRequestBodyBytes", p.MaxRequestBodyBytes, 1)
+	if p.MaxConnsPerBackend < 1 || p.MaxConnsPerBackend > 100000 {
+		v.add("proxy.maxConnsPerBackend", "must be between 1 and 100000")
+	}
+	v.atLeast("proxy.connWaitTimeoutSeconds", int64(p.ConnWaitTimeoutSeconds), 1)
+	v.atLeast("proxy.firstByteTimeoutSeconds", int64(p.FirstByteTimeoutSeconds), 1)
+	v.atLeast("proxy.streamIdleTimeoutSeconds", int64(p.StreamIdleTimeoutSeconds), 1)
+	v.atLeast("proxy.headerReadTimeoutSeconds", int64(p.HeaderReadTimeoutSeconds), 1)
+	v.atLeast("proxy.clientIdleTimeoutSeconds", int64(p.ClientIdleTimeoutSeconds), 1)
+	v.atLeast("proxy.shutdownTimeoutSeconds", int64(p.ShutdownTimeoutSeconds), 0)
+
+	return errors.Join(v.errs...)
+}
+
+// validator collects the problems of a config.
+type validator struct {
+	errs []error
+}
+
+func (v *validator) add(field, problem string) {
+	v.errs = append(v.errs, &FieldError{Field: field, Problem: problem})
+}
+
+func (v *validator) atLeast(field string, n, lowest int64) {
+	if n < lowest {
+		v.add(field, fmt.Sprintf("must be >= %d", lowest))
+	}
+}
+
+func (v *validator) rate(field string, n int, enabled bool) {
+	switch {
+	case enabled && n <= 0:
+		v.add(field, "must be > 0 when enabled")
+	case n < 0:
+		v.add(field, "must not be negative")
+	}
+}
+
+func (v *validator) ollamaAddresses(addrs []string) {
+	if len(addrs) == 0 {
+		v.add("ollamaAddresses", "at least one Ollama address is required")
+		return
+	}
+	seen := make(map[string]int, len(addrs)) // identity -> first index
+	for i, a := range addrs {
+		field := fmt.Sprintf("ollamaAddresses[%d]", i)
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.Hostname() == "" {
+			v.add(field, fmt.Sprintf("%q is not an http(s) URL", redact(a)))
+			continue
+		}
+		ok := true
+		if u.User != nil {
+			v.add(field, "must not contain user info (user:password@)")
+			ok = false
+		}
+		if u.RawQuery != "" || u.ForceQuery {
+			v.add(field, fmt.Sprintf("%q must not have a query", redact(a)))
+			ok = false
+		}
+		if u.Fragment != "" || strings.Contains(a, "#") {
+			v.add(field, fmt.Sprintf("%q must not have a fragment", redact(a)))
+			ok = false
+		}
+		if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				v.add(field, fmt.Sprintf("%q: port must be between 1 and 65535", redact(a)))
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		id := u.Scheme + "://" + strings.ToLower(u.Host) + strings.TrimSuffix(u.EscapedPath(), "/")
+		if first, dup := seen[id]; dup {
+			v.add(field, fmt.Sprintf("duplicate of ollamaAddresses[%d]", first))
+			continue
+		}
+		seen[id] = i
+	}
+}
+
+// redact hides the user info of an address-like string, which may hold a
+// password, for use in an error message.
+func redact(s string) string {
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
+	}
+	end := len(s)
+	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+		return s[:start] + "xxxxx" + s[start+at:]
+	}
+	return s
+}
+
+func (v *validator) gatewayAddress(addr string) {
+	const field = "gatewayAddress"
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		reason := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			reason = ae.Err
+		}
+		v.add(field, fmt.Sprintf("%q must be host:port (%s)", addr, reason))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(field, fmt.Sprintf("port %q must be a number between 0 and 65535", port))
+	}
+}
+
+// headerName checks that name is an HTTP header field name: an RFC 7230
+// token.
+func (v *validator) headerName(field, name string) {
+	if name == "" {
+		v.add(field, "must not be empty")
+		return
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			v.add(field, fmt.Sprintf("%q is not a valid HTTP header name", name))
+			return
+		}
+	}
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// keys checks API or admin keys. Messages name a key by index only: the
+// value is a secret.
+func (v *validator) keys(field string, keys []string) {
+	for i, k := range keys {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if k == "" {
+			v.add(f, "must not be empty")
+			continue
+		}
+		printable := true
+		for j := 0; j < len(k); j++ {
+			if k[j] < 0x21 || k[j] > 0x7e {
+				printable = false
+				break
+			}
+		}
+		if !printable {
+			v.add(f, "must be printable ASCII without spaces or control characters")
+			continue
+		}
+		if digest, ok := strings.CutPrefix(k, "sha256:"); ok && !isHex64(digest) {
+			v.add(f, "sha256 form needs 64 hex digits")
+		}
+	}
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) ips(field string, list []string) {
+	for i, s := range list {
+		if _, err := netip.ParseAddr(s); err == nil {
+			continue
+		}
+		if _, err := netip.ParsePrefix(s); err == nil {
+			continue
+		}
+		v.add(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("%q is not an IP address or CIDR", s))
+	}
+}
+
+// path checks a URL path the gateway requests or serves: it starts with
+// "/" and holds no white space or control characters.
+func (v *validator) path(field, p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		v.add(field, `must start with "/"`)
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] == 0x7f {
+			v.add(field, "must not contain spaces or control characters")
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) metricsEndpoint(field, p string) {
+	if !v.path(field, p) {
+		return
+	}
+	switch {
+	case p == "/":
+		v.add(field, `must not be "/" (that is the proxied Ollama API)`)
+	case strings.ContainsAny(p, "?#"):
+		v.add(field, "must be a plain path without query or fragment")
+	case under(p, "/config"):
+		v.add(field, `must not be under "/config/" (the gateway's admin endpoints)`)
+	case under(p, "/api"), under(p, "/v1"):
+		v.add(field, `must not be under "/api/" or "/v1/" (Ollama's endpoints)`)
+	}
+}
+
+// under reports whether path p is dir or inside it.
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func (v *validator) metricsNamespace(field, ns string) {
+	ok := ns != ""
+	for i := 0; i < len(ns); i++ {
+		c := ns[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		v.add(field, fmt.Sprintf("%q must match ^[a-zA-Z_][a-zA-Z0-9_]*$", ns))
+	}
+}

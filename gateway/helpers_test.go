@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ollamagw/ollama-gateway/config"
+)
+
+// testGateway is a gateway serving on a real loopback socket.
+type testGateway struct {
+	gw  *Gateway
+	URL string
+}
+
+// startGateway runs a gateway in front of backends, with cfg adjusted by
+// mutate (may be nil), on 127.0.0.1. It stops when the test ends.
+func startGateway(t testing.TB, mutate func(*config.Config), backends ...string) *testGateway {
+	t.Helper()
+	cfg := config.Default()
+	cfg.OllamaAddresses = backends
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config invalid: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gw, err := New(&cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := gw.NewServer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+		gw.State().Proxy.Pool().Close()
+	})
+	return &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}
+}
+
+// testWriter sends log output to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// deadAddress returns an http URL on which nothing listens.
+func deadAddress(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// httpClient is a client with a generous overall timeout: a test that would
+// hang (a buffering proxy, a lost stream) fails instead.
+func httpClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+}
+
+func mustURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// get performs a GET and returns status, headers and body.
+func get(t testing.TB, rawURL string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := httpClient().Get(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// post performs a POST of a JSON body.
+func post(t testing.TB, rawURL, body string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := httpClient().Post(rawURL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// rawRequest writes req verbatim to addr and returns the response.
+func rawRequest(t testing.TB, gwURL, req string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(gwURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}

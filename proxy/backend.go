@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// State is a backend's health as last observed.
+type State int32
+
+// Backend states. A new backend is StateUnknown and receives traffic; only
+// StateDown takes it out of rotation.
+const (
+	StateUnknown State = iota
+	StateUp
+	StateDown
+)
+
+// String returns "unknown", "up" or "down".
+func (s State) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateDown:
+		return "down"
+	default:
+		return "unknown"
+	}
+}
+
+// BackendOptions tune the connection pool of one backend. The zero value of
+// a field selects the default given in its comment.
+type BackendOptions struct {
+	// MaxConns caps concurrent connections (and so concurrent streams) to
+	// the backend. Default 512.
+	MaxConns int
+	// ConnWaitTimeout is how long a request waits for a free connection when
+	// MaxConns are busy before failing with fasthttp.ErrNoFreeConns.
+	// Default 30 s.
+	ConnWaitTimeout time.Duration
+	// DialTimeout bounds the TCP (and TLS) connect. Default 10 s.
+	DialTimeout time.Duration
+	// FirstByteTimeout bounds the wait for the first response byte after
+	// the request was written: model loads are slow. Default 10 min.
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds the silence between two reads of the response or
+	// two writes of the request body, once bytes flow. Default 5 min.
+	IdleTimeout time.Duration
+}
+
+func (o BackendOptions) withDefaults() BackendOptions {
+	if o.MaxConns <= 0 {
+		o.MaxConns = 512
+	}
+	if o.ConnWaitTimeout <= 0 {
+		o.ConnWaitTimeout = 30 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.FirstByteTimeout <= 0 {
+		o.FirstByteTimeout = 10 * time.Minute
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	return o
+}
+
+// Backend is one Ollama server and its connection pool. Its address fields
+// are immutable; its state and counters are atomics, safe for concurrent use.
+type Backend struct {
+	name   string // the configured address, as operators know it
+	host   string // Host header sent upstream: the backend's own host[:port]
+	prefix string // path prefix of the configured URL, without trailing "/"
+	client *fasthttp.HostClient
+
+	state    atomic.Int32
+	inFlight atomic.Int64
+}
+
+// NewBackend parses rawURL (http or https, optional path prefix) and builds
+// its connection pool.
+func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: backend %q: %w", rawURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("proxy: backend %q is not an http(s) URL", rawURL)
+	}
+	opts = opts.withDefaults()
+	isTLS := u.Scheme == "https"
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if isTLS {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	first, idle := opts.FirstByteTimeout, opts.IdleTimeout
+	hc := &fasthttp.HostClient{
+		Addr:  addr,
+		Name:  "",
+		IsTLS: isTLS,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return newDeadlineConn(c, first, idle), nil
+		},
+		MaxConns:           opts.MaxConns,
+		MaxConnWaitTimeout: opts.ConnWaitTimeout,
+		// Retries are ours: across backends, and never after the request
+		// body started to flow from a stream.
+		MaxIdemponentCallAttempts: 1,
+		// ReadTimeout and WriteTimeout are deadlines for a whole exchange
+		// and would cut long generations; deadlineConn enforces first-byte
+		// and idle timeouts instead.
+		ReadTimeout:                   0,
+		WriteTimeout:                  0,
+		StreamResponseBody:            true,
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultUserAgentHeader:      true,
+		ConnPoolStrategy:              fasthttp.LIFO,
+		ReadBufferSize:                8 << 10,
+		WriteBufferSize:               8 << 10,
+	}
+	if isTLS {
+		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	return &Backend{
+		name:   strings.TrimSpace(rawURL),
+		host:   u.Host,
+		prefix: strings.TrimSuffix(u.EscapedPath(), "/"),
+		client: hc,
+	}, nil
+}
+
+// Name returns the backend's configured address, for logs and labels.
+func (b *Backend) Name() string { return b.name }
+
+// State returns the backend's last observed health.
+func (b *Backend) State() State { return State(b.state.Load()) }
+
+// SetState records the backend's health and reports whether it changed.
+func (b *Backend) SetState(s State) (changed bool) {
+	return State(b.state.Swap(int32(s))) != s
+}
+
+// Available reports whether the backend may receive new requests: it is
+// not known to be down.
+func (b *Backend) Available() bool { return State(b.state.Load()) != StateDown }
+
+// InFlight returns the number of requests being served by the backend,
+// streams included, until their last byte is passed on.
+func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
+
+// Close releases the backend's idle connections. Requests in flight finish.
+func (b *Backend) Close() { b.client.CloseIdleConnections() }

@@ -1,0 +1,15 @@
+// Package proxy forwards HTTP requests to a pool of Ollama backends and
+// streams their answers back, chunk by chunk.
+//
+// A [Pool] holds one pooled [fasthttp.HostClient] per [Backend] and picks
+// backends round-robin with a single atomic counter, skipping backends marked
+// down. A [Proxy] is the request handler: it copies the client request
+// (minus hop-by-hop headers), sends it to a backend, retries connection
+// failures on the next backend while nothing has been answered yet, and
+// passes the response body through a metering reader that the fasthttp server
+// drains and flushes chunk by chunk, so every NDJSON line or SSE event reaches
+// the client as soon as Ollama writes it.
+//
+// Pool and Proxy are immutable after construction and safe for concurrent use;
+// a configuration reload builds new ones and swaps them in.
+package proxy

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+)
+
+// Errors the proxy answers with a status of its own.
+var (
+	// ErrBodyTooLarge: the request body exceeds Options.MaxRequestBodyBytes.
+	ErrBodyTooLarge = errors.New("proxy: request body too large")
+	// ErrClientBody: reading the request body from the client failed.
+	ErrClientBody = errors.New("proxy: reading request body")
+)
+
+// WriteError answers ctx with status and a JSON body {"error": msg}, the
+// shape Ollama itself uses for errors.
+func WriteError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	b, err := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	if err != nil { // cannot happen for a struct of one string
+		b = []byte(`{"error":"internal error"}`)
+	}
+	ctx.SetBody(b)
+}
+
+// statusFor maps an error from a backend exchange to the status the client
+// gets and a message safe to show it.
+func statusFor(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	case errors.Is(err, ErrClientBody):
+		return fasthttp.StatusBadRequest, "error reading request body"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return fasthttp.StatusServiceUnavailable, "no Ollama backend available: all connections busy"
+	case !isDialError(err) && isTimeout(err):
+		return fasthttp.StatusGatewayTimeout, "Ollama backend did not answer in time"
+	default:
+		return fasthttp.StatusBadGateway, "no Ollama backend could be reached"
+	}
+}
+
+// retryable reports whether an error from HostClient.Do means the backend
+// never started answering, so the request may be sent again elsewhere: the
+// connection could not be made or had been closed under us (a stale
+// keep-alive connection), or every connection was busy. A timeout waiting
+// for the first byte is not retried: the backend may be busy loading a
+// model, and a second backend would do the same work again.
+func retryable(err error) bool {
+	switch {
+	case isDialError(err),
+		errors.Is(err, fasthttp.ErrNoFreeConns),
+		errors.Is(err, fasthttp.ErrConnectionClosed),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNREFUSED):
+		return true
+	}
+	return false
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,330 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Options configure a Proxy. The zero value of a field selects the default
+// given in its comment.
+type Options struct {
+	// MaxRequestBodyBytes caps request bodies, which are buffered so that a
+	// failed attempt can be replayed on another backend. Larger bodies get
+	// 413. Bodies of /api/blobs/* and /api/create (model files, gigabytes)
+	// are streamed instead and not capped. Default 64 MiB.
+	MaxRequestBodyBytes int64
+	// IdleTimeout bounds the client side of a stream: the silence while
+	// reading a request body and the time to write one response chunk.
+	// Default 5 min.
+	IdleTimeout time.Duration
+	// OnDone, if set, is called once per request when its response is
+	// complete or abandoned, from the goroutine serving the request.
+	OnDone func(*Result)
+	// OnBackendError, if set, is called for every failed attempt to reach
+	// a backend (before any response byte), e.g. for passive health checks.
+	OnBackendError func(*Backend, error)
+	// Logger receives backend errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy forwards requests to a Pool. It is immutable and safe for
+// concurrent use.
+type Proxy struct {
+	pool      *Pool
+	opts      Options
+	exchanges sync.Pool
+}
+
+// New returns a Proxy over pool.
+func New(pool *Pool, opts Options) *Proxy {
+	if opts.MaxRequestBodyBytes <= 0 {
+		opts.MaxRequestBodyBytes = 64 << 20
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Proxy{pool: pool, opts: opts}
+	p.exchanges.New = func() any { return &exchange{p: p} }
+	return p
+}
+
+// Pool returns the proxy's backend pool.
+func (p *Proxy) Pool() *Pool { return p.pool }
+
+// exchange is the per-request state of the proxy, pooled. It lives until the
+// response body has been passed on, which is after Handle returns.
+type exchange struct {
+	p       *Proxy
+	ctx     *fasthttp.RequestCtx
+	res     Result
+	counted bool // res.Backend.inFlight was incremented
+	upload  uploadBody
+	body    responseBody
+	tail    ring
+	scratch []byte
+}
+
+// Handle forwards the request of ctx to a backend and sets up the response
+// to stream back. Connection failures before any response byte are retried
+// on the next backend; errors are answered as JSON {"error": ...}.
+func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
+	x := p.exchanges.Get().(*exchange)
+	x.ctx = ctx
+	x.res = Result{Start: time.Now()}
+
+	upReq := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(upReq)
+	ctx.Request.Header.CopyTo(&upReq.Header)
+	x.scratch = stripRequestHopHeaders(&upReq.Header, x.scratch)
+	// Expect was answered by our server already. A browser's Origin makes
+	// a loopback Ollama answer 403; CORS is the gateway's business.
+	upReq.Header.Del(fasthttp.HeaderExpect)
+	upReq.Header.Del(fasthttp.HeaderOrigin)
+	x.scratch = setForwardedHeaders(&upReq.Header, ctx, x.scratch)
+
+	if err := x.prepareBody(upReq); err != nil {
+		x.fail(err)
+		return
+	}
+	upResp := fasthttp.AcquireResponse()
+	if err := x.roundTrip(upReq, upResp); err != nil {
+		fasthttp.ReleaseResponse(upResp)
+		x.fail(err)
+		return
+	}
+	if x.upload.active && !x.upload.eof {
+		// The backend answered without reading the whole body: do not let
+		// the server drain a possibly huge remainder for keep-alive.
+		ctx.SetConnectionClose()
+	}
+
+	x.res.Status = upResp.StatusCode()
+	copyResponseHeaders(&ctx.Response.Header, &upResp.Header)
+	body := upResp.BodyStream()
+	if body == nil { // HEAD, 204, 304
+		if ctx.IsHead() {
+			ctx.Response.SkipBody = true
+			ctx.Response.Header.SetContentLength(upResp.Header.ContentLength())
+		}
+		fasthttp.ReleaseResponse(upResp)
+		x.finish(nil)
+		return
+	}
+	size := upResp.Header.ContentLength()
+	if size < 0 {
+		// Chunked or until close: a stream. Send the headers at once so
+		// the client sees the status before the first token.
+		size = -1
+		ctx.Response.ImmediateHeaderFlush = true
+	}
+	x.body = responseBody{x: x, up: upResp, body: body, track: isText(upResp.Header.ContentType())}
+	ctx.SetBodyStream(&x.body, size)
+}
+
+// prepareBody sets the upstream request body: streamed for model uploads,
+// else read (up to the limit) so it can be replayed on another backend.
+func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
+	ctx := x.ctx
+	x.upload = uploadBody{}
+	size := ctx.Request.Header.ContentLength()
+	r := ctx.RequestBodyStream()
+	if size == 0 || r == nil {
+		return nil
+	}
+	x.upload = uploadBody{r: r, ctx: ctx, idle: x.p.opts.IdleTimeout, active: true}
+	if streamedPath(ctx.Path()) {
+		x.upload.streamed = true
+		if size < 0 {
+			size = -1
+		}
+		upReq.SetBodyStream(&x.upload, size)
+		return nil
+	}
+	limit := x.p.opts.MaxRequestBodyBytes
+	if int64(size) > limit {
+		ctx.SetConnectionClose()
+		return ErrBodyTooLarge
+	}
+	if size > 0 && size <= prefetched {
+		// Already in memory: no network read, no deadline to move.
+		x.upload.idle = 0
+	}
+	b, err := readAll(upReq.SwapBody(nil)[:0], &x.upload, limit)
+	upReq.SwapBody(b)
+	switch {
+	case err == ErrBodyTooLarge:
+		ctx.SetConnectionClose()
+		return err
+	case err != nil:
+		ctx.SetConnectionClose()
+		return fmt.Errorf("%w: %w", ErrClientBody, err)
+	}
+	return nil
+}
+
+// prefetched is how much of a request body the fasthttp server reads with
+// the headers when StreamRequestBody is on (see readBodyWithStreaming).
+const prefetched = 8 << 10
+
+// readAll appends r's content to b, failing with ErrBodyTooLarge past limit.
+func readAll(b []byte, r io.Reader, limit int64) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return b, ErrBodyTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// streamedPath reports whether the request body of path is a model file,
+// streamed through instead of buffered.
+func streamedPath(path []byte) bool {
+	return bytes.HasPrefix(path, []byte("/api/blobs/")) || string(path) == "/api/create"
+}
+
+// isText reports whether a response of this content type is JSON, NDJSON or
+// SSE, whose tail is kept for metrics.
+func isText(ct []byte) bool {
+	return bytes.Contains(ct, []byte("json")) || bytes.HasPrefix(ct, []byte("text/event-stream"))
+}
+
+// roundTrip sends upReq to backends in round-robin order until one answers
+// or an error may not be retried. At most max(2, pool size) attempts are
+// made, so a single backend gets a second chance on a fresh connection.
+func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response) error {
+	pool := x.p.pool
+	pos := pool.next.Add(1) - 1
+	attempts := max(2, pool.Len())
+	var err error
+	for range attempts {
+		b, at := pool.pick(pos)
+		pos = at + 1
+		x.res.Backend = b
+		x.setURI(upReq, b)
+		b.inFlight.Add(1)
+		err = b.client.Do(upReq, upResp)
+		if err == nil {
+			x.counted = true
+			return nil
+		}
+		b.inFlight.Add(-1)
+		x.p.opts.Logger.Warn("backend request failed", "backend", b.name, "err", err)
+		if f := x.p.opts.OnBackendError; f != nil {
+			f(b, err)
+		}
+		if !retryable(err) || (x.upload.streamed && x.upload.started) {
+			return err
+		}
+	}
+	return err
+}
+
+// setURI points upReq at backend b: its scheme, host and path prefix, then
+// the client's path and query exactly as sent.
+func (x *exchange) setURI(upReq *fasthttp.Request, b *Backend) {
+	s := x.scratch[:0]
+	if b.client.IsTLS {
+		s = append(s, "https://"...)
+	} else {
+		s = append(s, "http://"...)
+	}
+	s = append(s, b.host...)
+	s = append(s, b.prefix...)
+	uri := x.ctx.URI()
+	path := uri.PathOriginal()
+	if len(path) == 0 || path[0] != '/' {
+		s = append(s, '/')
+	}
+	s = append(s, path...)
+	if q := uri.QueryString(); len(q) > 0 {
+		s = append(s, '?')
+		s = append(s, q...)
+	}
+	upReq.SetRequestURIBytes(s)
+	x.scratch = s
+}
+
+// fail answers the client with the status for err and ends the exchange.
+func (x *exchange) fail(err error) {
+	status, msg := statusFor(err)
+	if status == fasthttp.StatusRequestEntityTooLarge {
+		msg = fmt.Sprintf("request body too large: the limit is %d bytes", x.p.opts.MaxRequestBodyBytes)
+	}
+	WriteError(x.ctx, status, msg)
+	x.res.Status = status
+	x.finish(err)
+}
+
+// finish reports the result and returns x to the pool. It runs exactly once
+// per exchange: from Handle when there is no body to stream, else when the
+// server closes the body stream.
+func (x *exchange) finish(err error) {
+	x.res.Err = err
+	x.res.Duration = time.Since(x.res.Start)
+	if x.body.track {
+		x.res.tail = x.tail.bytes()
+	}
+	if x.counted {
+		x.res.Backend.inFlight.Add(-1)
+	}
+	if f := x.p.opts.OnDone; f != nil {
+		f(&x.res)
+	}
+	x.ctx = nil
+	x.res = Result{}
+	x.counted = false
+	x.upload = uploadBody{}
+	x.body = responseBody{}
+	x.tail.reset()
+	x.p.exchanges.Put(x)
+}
+
+// uploadBody reads the client's request body, keeping the client
+// connection's read deadline moving while bytes flow and recording whether
+// any byte was consumed (after which a request cannot be retried).
+type uploadBody struct {
+	r        io.Reader
+	ctx      *fasthttp.RequestCtx
+	idle     time.Duration
+	deadline time.Time
+	active   bool // there is a request body
+	streamed bool // it is streamed to the backend, not buffered
+	started  bool // a byte of it was read
+	eof      bool
+}
+
+func (u *uploadBody) Read(p []byte) (int, error) {
+	if u.idle > 0 {
+		if want := time.Now().Add(u.idle); want.Sub(u.deadline) > deadlineSlack {
+			_ = u.ctx.SetReadDeadline(want)
+			u.deadline = want
+		}
+	}
+	n, err := u.r.Read(p)
+	if n > 0 {
+		u.started = true
+	}
+	if err == io.EOF {
+		u.eof = true
+	}
+	return n, err
+}

@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// ErrNoBackends is returned by NewPool for an empty backend list.
+var ErrNoBackends = errors.New("proxy: no backends")
+
+// Pool is an immutable set of backends with a lock-free round-robin cursor.
+// It is safe for concurrent use.
+type Pool struct {
+	backends []*Backend
+	next     atomic.Uint64
+}
+
+// NewPool returns a pool over backends, which it does not copy: the caller
+// must not modify the slice afterwards.
+func NewPool(backends []*Backend) (*Pool, error) {
+	if len(backends) == 0 {
+		return nil, ErrNoBackends
+	}
+	return &Pool{backends: backends}, nil
+}
+
+// Backends returns the pool's backends in configuration order. The slice
+// must not be modified.
+func (p *Pool) Backends() []*Backend { return p.backends }
+
+// Len returns the number of backends.
+func (p *Pool) Len() int { return len(p.backends) }
+
+// Next returns the next available backend in round-robin order. When every
+// backend is marked down it still returns one, in round-robin order: a
+// health check may be wrong or late, and trying beats refusing (the proxy
+// answers 502 if the attempt fails).
+func (p *Pool) Next() *Backend {
+	b, _ := p.pick(p.next.Add(1) - 1)
+	return b
+}
+
+// pick returns the first available backend at or after position pos (taken
+// modulo the pool size) and the position it was found at. If none is
+// available it returns the backend at pos.
+func (p *Pool) pick(pos uint64) (*Backend, uint64) {
+	n := uint64(len(p.backends))
+	for i := uint64(0); i < n; i++ {
+		if b := p.backends[(pos+i)%n]; b.Available() {
+			return b, pos + i
+		}
+	}
+	return p.backends[pos%n], pos
+}
+
+// Close releases the idle connections of every backend.
+func (p *Pool) Close() {
+	for _, b := range p.backends {
+		b.Close()
+	}
+}
