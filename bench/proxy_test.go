@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/gateway"
+)
+
+// versionBody is what Ollama answers on /api/version: the smallest real
+// response, so the benchmark measures the proxy, not the payload.
+const versionBody = `{"version":"0.17.4"}`
+
+// startBackend runs a fasthttp server that answers like Ollama's
+// /api/version, so the backend is never the bottleneck.
+func startBackend(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json; charset=utf-8")
+		ctx.SetBodyString(versionBody)
+	}}
+	go srv.Serve(ln) //nolint:errcheck
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// startGateway runs the real gateway handler in front of backend.
+func startGateway(b *testing.B, backend string) string {
+	b.Helper()
+	cfg := config.Default()
+	cfg.OllamaAddresses = []string{"http://" + backend}
+	gw, err := gateway.New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := gw.NewServer()
+	go srv.Serve(ln) //nolint:errcheck
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// startHTTPUtil runs the standard library's reverse proxy in front of
+// backend: the baseline a Go gateway is usually built on.
+func startHTTPUtil(b *testing.B, backend string) string {
+	b.Helper()
+	target, _ := url.Parse("http://" + backend)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1024}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: rp}
+	go srv.Serve(ln) //nolint:errcheck
+	b.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// drive sends GET /api/version to addr from parallel clients and checks
+// every answer.
+func drive(b *testing.B, addr string) {
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + addr + "/api/version")
+		for pb.Next() {
+			if err := hc.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp.StatusCode() != 200 || string(resp.Body()) != versionBody {
+				b.Errorf("answer %d %q", resp.StatusCode(), resp.Body())
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxySmall compares a small JSON response straight from the
+// backend, through the gateway, and through httputil.ReverseProxy. Read
+// gateway/direct and gateway/httputil as ratios.
+func BenchmarkProxySmall(b *testing.B) {
+	backend := startBackend(b)
+	b.Run("direct", func(b *testing.B) { drive(b, backend) })
+	b.Run("gateway", func(b *testing.B) { drive(b, startGateway(b, backend)) })
+	b.Run("httputil", func(b *testing.B) { drive(b, startHTTPUtil(b, backend)) })
+}

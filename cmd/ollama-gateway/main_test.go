@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
+)
+
+// binary is the gateway built once for these tests: they drive the real
+// executable, its exit codes and signals.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ollama-gateway-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ollama-gateway")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		// -race needs cgo; fall back to a plain build.
+		build = exec.Command("go", "build", "-o", binary, ".")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			panic(err)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBadConfigExitsTwo(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"missing file", "", "no such file"},
+		{"malformed", `{"ollamaAddresses": [`, "line 1"},
+		{"bad URL", `{"ollamaAddresses":["http://localhost:11434","htp://x"]}`, `ollamaAddresses[1]: "htp://x" is not an http(s) URL`},
+		{"rate limit", `{"ollamaAddresses":["http://localhost:11434"],"rateLimit":{"enabled":true}}`, "rateLimit.maxRequests: must be > 0 when enabled"},
+		{"interval", `{"ollamaAddresses":["http://localhost:11434"],"loadBalancer":{"healthCheckIntervalInSeconds":0}}`, "loadBalancer.healthCheckIntervalInSeconds: must be >= 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "absent.json")
+			if tt.content != "" {
+				path = writeFile(t, tt.content)
+			}
+			cmd := exec.Command(binary, "-config", path)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			out := stderr.String()
+			if code != 2 {
+				t.Errorf("exit code %d; want 2 (stderr %q)", code, out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("stderr %q; want it to contain %q", out, tt.want)
+			}
+			if strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
+				t.Errorf("stderr shows a panic: %q", out)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if !strings.HasPrefix(line, "ollama-gateway: ") {
+					t.Errorf("stderr line %q is not a one-line error", line)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(binary, "-version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "ollama-gateway ") {
+		t.Errorf("-version: %q, %v", out, err)
+	}
+}
+
+// startBinary runs the gateway on cfg and returns its base URL once it
+// logged its startup line, with a channel carrying the process's exit.
+func startBinary(t *testing.T, cfg string) (string, *exec.Cmd, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = append(os.Environ(), "OLLAMA_GATEWAY_CONFIG="+writeFile(t, cfg))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Log("gateway:", sc.Text())
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	exited := make(chan error, 1)
+	var url string
+	timeout := time.After(30 * time.Second)
+	for url == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("gateway exited before its startup line")
+			}
+			var rec struct{ Msg, Listen string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ollama-gateway started" {
+				url = "http://" + rec.Listen
+			}
+		case <-timeout:
+			t.Fatal("no startup line within 30s")
+		}
+	}
+	go func() {
+		for range lines { // keep draining the log
+		}
+		exited <- cmd.Wait()
+	}()
+	return url, cmd, exited
+}
+
+// TestSIGTERMLetsStreamsFinish: on SIGTERM the gateway stops accepting but a
+// stream in flight runs to its done line, then the process exits 0.
+func TestSIGTERMLetsStreamsFinish(t *testing.T) {
+	fake := ollamatest.New(t, ollamatest.WithPaced())
+	url, cmd, exited := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0"}`, fake.URL))
+
+	fake.Release()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Post(url+"/api/chat", "application/json",
+		strings.NewReader(`{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadBytes('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // 4 more tokens and the done line
+		fake.Release()
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("stream cut by shutdown: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+	if last := lines[len(lines)-1]; len(lines) != 5 || !strings.Contains(last, `"done":true`) {
+		t.Fatalf("after SIGTERM got %d lines, last %q; want 5 ending with done", len(lines), last)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after graceful shutdown: %v; want status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway did not exit after its streams finished")
+	}
+}
+
+func TestServesRepoStyleConfig(t *testing.T) {
+	fake := ollamatest.New(t)
+	url, _, _ := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","logging":true}`, fake.URL+"/"))
+	resp, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "Ollama is running" {
+		t.Errorf("GET / = %d %q", resp.StatusCode, body)
+	}
+}
