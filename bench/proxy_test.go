@@ -19,6 +19,10 @@ import (
 // response, so the benchmark measures the proxy, not the payload.
 const versionBody = `{"version":"0.17.4"}`
 
+// benchKey is the API key the benchmark clients send (to every target: the
+// baselines ignore it).
+const benchKey = "ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"
+
 // startBackend runs a fasthttp server that answers like Ollama's
 // /api/version, so the backend is never the bottleneck.
 func startBackend(b *testing.B) string {
@@ -41,10 +45,14 @@ func startGateway(b *testing.B, backend string) string {
 	b.Helper()
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{"http://" + backend}
+	cfg.APIKeys = []string{benchKey}
+	// Features on, as in production: a limit no client reaches.
+	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 30, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
 	gw, err := gateway.New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(gw.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -83,6 +91,7 @@ func drive(b *testing.B, addr string) {
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		req.SetRequestURI("http://" + addr + "/api/version")
+		req.Header.Set("Authorization", "Bearer "+benchKey)
 		for pb.Next() {
 			if err := hc.Do(req, resp); err != nil {
 				b.Error(err)

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -22,6 +25,7 @@ const (
 	defaultHeaderReadTimeoutSeconds         = 10
 	defaultClientIdleTimeoutSeconds         = 120
 	defaultShutdownTimeoutSeconds           = 30
+	defaultAuthFailuresPerMinute            = 10
 )
 
 // Config is the parsed config.json: plain data with no behaviour beyond
@@ -89,6 +93,28 @@ type RateLimit struct {
 	TimeWindowSeconds int `json:"timeWindowSeconds"`
 	// Enabled turns rate limiting on. Default false.
 	Enabled bool `json:"enabled"`
+	// PerKey overrides MaxRequests and TimeWindowSeconds for single keys,
+	// e.g. a premium key. An entry is named by the key's id (16 hex digits,
+	// as shown in logs and by the keys CLI), by "sha256:<64 hex digits>", or
+	// by the key itself; it must name a key of APIKeys or AdminKeys.
+	// Optional; applies only when Enabled.
+	PerKey map[string]RateOverride `json:"perKey,omitempty"`
+	// MaxConcurrent caps the requests (streams included) one client may
+	// have in flight at once, so one user cannot hold every Ollama slot.
+	// 0 (the default) means no cap. Applies only when Enabled.
+	MaxConcurrent int `json:"maxConcurrent,omitempty"`
+	// AuthFailuresPerMinute caps failed authentications per client IP (or
+	// IPv6 /64) per minute, whether or not Enabled is set: key guessing is
+	// throttled with 429. Default 10; must be >= 1.
+	AuthFailuresPerMinute int `json:"authFailuresPerMinute,omitempty"`
+}
+
+// RateOverride is the rate of one key in RateLimit.PerKey.
+type RateOverride struct {
+	// MaxRequests is how many requests the key may make per window; > 0.
+	MaxRequests int `json:"maxRequests"`
+	// TimeWindowSeconds is the length of the window in seconds; > 0.
+	TimeWindowSeconds int `json:"timeWindowSeconds"`
 }
 
 // Security holds the IP filters. Each entry is an IP address or a CIDR
@@ -99,10 +125,23 @@ type Security struct {
 	AllowIPs []string `json:"allowIps"`
 	// DenyIPs lists clients that are refused. Default empty.
 	DenyIPs []string `json:"denyIps"`
+	// TrustedProxies lists the IPs/CIDRs of reverse proxies in front of the
+	// gateway. Only when the TCP peer is one of them is X-Forwarded-For
+	// read, and the client is its right-most address that is not a trusted
+	// proxy. Default empty: X-Forwarded-For is never trusted.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// AllowedOrigins lists the browser origins (e.g.
+	// "https://chat.example.com") allowed to call the gateway across
+	// origins (CORS); "*" allows any. Default empty: no cross-origin
+	// browser access.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics endpoint.
 type Metrics struct {
+	// RequireKey makes the metrics endpoint require an API key like the
+	// proxied API. Default false (Prometheus scrapes without a key).
+	RequireKey bool `json:"requireKey,omitempty"`
 	// Enabled turns metrics on. Default true.
 	Enabled bool `json:"enabled"`
 	// Endpoint is the path metrics are served on. Default "/metrics". It
@@ -159,6 +198,7 @@ func Default() Config {
 		GatewayAddress: defaultGatewayAddress,
 		Logging:        true,
 		AuthHeaderName: defaultAuthHeaderName,
+		RateLimit:      RateLimit{AuthFailuresPerMinute: defaultAuthFailuresPerMinute},
 		Metrics: Metrics{
 			Enabled:   true,
 			Endpoint:  defaultMetricsEndpoint,
@@ -237,3 +277,21 @@ func scale(n int64, unit time.Duration) time.Duration {
 	}
 	return time.Duration(n) * unit
 }
+
+// KeyDigest returns the SHA-256 digest of an APIKeys or AdminKeys entry:
+// the digest given by a "sha256:<64 hex digits>" entry, else the digest of
+// the key itself. The entry must be valid (see Validate).
+func KeyDigest(entry string) [32]byte {
+	var d [32]byte
+	if h, ok := strings.CutPrefix(entry, "sha256:"); ok && len(h) == 64 {
+		if _, err := hex.Decode(d[:], []byte(h)); err == nil {
+			return d
+		}
+	}
+	return sha256.Sum256([]byte(entry))
+}
+
+// KeyID returns the public id of a key from its digest: the first 8 bytes
+// in hex (16 digits). It names a key in logs, metrics and RateLimit.PerKey
+// without revealing it.
+func KeyID(digest [32]byte) string { return hex.EncodeToString(digest[:8]) }

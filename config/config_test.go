@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"math"
@@ -46,7 +48,7 @@ func TestLoadSeed(t *testing.T) {
 	want := Default()
 	want.OllamaAddresses = []string{"http://localhost:11434/"}
 	want.APIKeys = []string{"ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"}
-	want.RateLimit = RateLimit{MaxRequests: 10, TimeWindowSeconds: 15, Enabled: false}
+	want.RateLimit = RateLimit{MaxRequests: 10, TimeWindowSeconds: 15, Enabled: false, AuthFailuresPerMinute: 10}
 	want.Security = Security{AllowIPs: []string{}, DenyIPs: []string{}}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("Load(seed.json)\n got %+v\nwant %+v", *got, want)
@@ -74,6 +76,7 @@ func TestParseDefaults(t *testing.T) {
 		GatewayAddress: "0.0.0.0:8080",
 		Logging:        true,
 		AuthHeaderName: "Authorization",
+		RateLimit:      RateLimit{AuthFailuresPerMinute: 10},
 		Metrics:        Metrics{Enabled: true, Endpoint: "/metrics", Namespace: "gateway"},
 		Proxy: Proxy{
 			MaxRequestBodyBytes:      67108864,
@@ -137,7 +140,7 @@ func TestParseExplicitValuesWin(t *testing.T) {
 		AuthHeaderName:  "X-Api-Key",
 		APIKeys:         []string{"k1", "sha256:" + strings.Repeat("ab", 32)},
 		AdminKeys:       []string{"admin-1"},
-		RateLimit:       RateLimit{MaxRequests: 100, TimeWindowSeconds: 60, Enabled: true},
+		RateLimit:       RateLimit{MaxRequests: 100, TimeWindowSeconds: 60, Enabled: true, AuthFailuresPerMinute: 10},
 		Security:        Security{AllowIPs: []string{"10.0.0.0/8", "::1"}, DenyIPs: []string{"10.0.0.7"}},
 		Metrics:         Metrics{Enabled: false, Endpoint: "/prom", Namespace: "ogw"},
 		Proxy:           Proxy{1024, 8, 1, 2, 3, 4, 5, 0},
@@ -470,5 +473,65 @@ func TestFieldErrorWithoutField(t *testing.T) {
 	}
 	if got := (&FieldError{Field: "a.b", Problem: "p"}).Error(); got != "a.b: p" {
 		t.Errorf("Error() = %q; want %q", got, "a.b: p")
+	}
+}
+
+func TestAccessControlFields(t *testing.T) {
+	const key = "k-premium-0123456789"
+	id := KeyID(KeyDigest(key))
+	ok := `{"ollamaAddresses":["http://localhost:11434"],"apiKeys":["` + key + `"],
+		"rateLimit":{"enabled":true,"maxRequests":5,"timeWindowSeconds":60,"maxConcurrent":2,
+			"perKey":{"` + id + `":{"maxRequests":100,"timeWindowSeconds":60}}},
+		"security":{"trustedProxies":["10.0.0.0/8"],"allowedOrigins":["https://chat.example.com","*"]},
+		"metrics":{"requireKey":true}}`
+	c, err := Parse([]byte(ok))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if c.RateLimit.PerKey[id].MaxRequests != 100 || c.RateLimit.MaxConcurrent != 2 ||
+		!c.Metrics.RequireKey || len(c.Security.TrustedProxies) != 1 || len(c.Security.AllowedOrigins) != 2 {
+		t.Errorf("fields not loaded: %+v", c)
+	}
+	// The same override may name the key itself or its digest.
+	for _, name := range []string{key, "sha256:" + hexDigest(key)} {
+		doc := strings.Replace(ok, id, name, 1)
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("perKey by %s form: %v", name[:6], err)
+		}
+	}
+
+	bad := []struct{ doc, want string }{
+		{strings.Replace(ok, id, "0000000000000000", 1), `rateLimit.perKey["0000000000000000"]: names no key of apiKeys or adminKeys`},
+		{strings.Replace(ok, id, "not-a-configured-secret", 1), `rateLimit.perKey[#0]: names no key`},
+		{strings.Replace(ok, `"maxRequests":100`, `"maxRequests":0`, 1), `.maxRequests: must be > 0`},
+		{strings.Replace(ok, `"maxRequests":100`, `"maxRequests":"x"`, 1), `rateLimit.perKey["` + id + `"].maxRequests: expected`},
+		{strings.Replace(ok, `"maxConcurrent":2`, `"maxConcurrent":-1`, 1), `rateLimit.maxConcurrent: must be >= 0`},
+		{strings.Replace(ok, `"10.0.0.0/8"`, `"10.0.0.0/99"`, 1), `security.trustedProxies[0]: "10.0.0.0/99" is not an IP address or CIDR`},
+		{strings.Replace(ok, `"https://chat.example.com"`, `"chat.example.com/x"`, 1), `security.allowedOrigins[0]:`},
+		{strings.Replace(ok, `"maxConcurrent":2`, `"authFailuresPerMinute":0`, 1), `rateLimit.authFailuresPerMinute: must be >= 1`},
+	}
+	for _, tt := range bad {
+		_, err := Parse([]byte(tt.doc))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error = %v; want it to contain %q", err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "not-a-configured-secret") {
+			t.Errorf("error reveals a key: %v", err)
+		}
+	}
+}
+
+func hexDigest(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:])
+}
+
+func TestKeyDigest(t *testing.T) {
+	d := sha256.Sum256([]byte("abc"))
+	if KeyDigest("abc") != d || KeyDigest("sha256:"+hex.EncodeToString(d[:])) != d {
+		t.Error("KeyDigest disagrees for a key and its sha256 form")
+	}
+	if got := KeyID(d); got != hex.EncodeToString(d[:8]) || len(got) != 16 {
+		t.Errorf("KeyID = %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"reflect"
@@ -239,6 +240,20 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 		for _, k := range keys {
 			if !known[k] {
 				*errs = append(*errs, &FieldError{Field: joinPath(path, k), Problem: "unknown field"})
+			}
+		}
+	case reflect.Map:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			mismatch()
+			return
+		}
+		names := slices.Sorted(maps.Keys(obj))
+		for i, k := range names {
+			if obj[k] != nil {
+				// Map keys may be secrets (RateLimit.PerKey): name the
+				// entry the way validation does.
+				checkShape(obj[k], t.Elem(), path+"["+publicKeyName(k, i)+"]", errs)
 			}
 		}
 	case reflect.Slice:

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,9 +53,14 @@ func (c *Config) Validate() error {
 	rl := c.RateLimit
 	v.rate("rateLimit.maxRequests", rl.MaxRequests, rl.Enabled)
 	v.rate("rateLimit.timeWindowSeconds", rl.TimeWindowSeconds, rl.Enabled)
+	v.perKey(c, rl.PerKey)
+	v.atLeast("rateLimit.maxConcurrent", int64(rl.MaxConcurrent), 0)
+	v.atLeast("rateLimit.authFailuresPerMinute", int64(rl.AuthFailuresPerMinute), 1)
 
 	v.ips("security.allowIps", c.Security.AllowIPs)
 	v.ips("security.denyIps", c.Security.DenyIPs)
+	v.ips("security.trustedProxies", c.Security.TrustedProxies)
+	v.origins("security.allowedOrigins", c.Security.AllowedOrigins)
 
 	v.metricsEndpoint("metrics.endpoint", c.Metrics.Endpoint)
 	v.metricsNamespace("metrics.namespace", c.Metrics.Namespace)
@@ -296,5 +304,70 @@ func (v *validator) metricsNamespace(field, ns string) {
 	}
 	if !ok {
 		v.add(field, fmt.Sprintf("%q must match ^[a-zA-Z_][a-zA-Z0-9_]*$", ns))
+	}
+}
+
+// perKey checks the per-key rate overrides: each names a configured key and
+// has a positive rate. An entry given as a raw key is never printed.
+func (v *validator) perKey(c *Config, m map[string]RateOverride) {
+	if len(m) == 0 {
+		return
+	}
+	known := make(map[string]bool)
+	for _, k := range append(slices.Clone(c.APIKeys), c.AdminKeys...) {
+		if k == "" {
+			continue
+		}
+		d := KeyDigest(k)
+		known[KeyID(d)] = true
+		known["sha256:"+hex.EncodeToString(d[:])] = true
+		known[k] = true
+	}
+	names := slices.Sorted(maps.Keys(m))
+	for i, name := range names {
+		field := "rateLimit.perKey[" + publicKeyName(name, i) + "]"
+		if !known[strings.ToLower(name)] && !known[name] {
+			v.add(field, "names no key of apiKeys or adminKeys")
+		}
+		r := m[name]
+		if r.MaxRequests <= 0 {
+			v.add(field+".maxRequests", "must be > 0")
+		}
+		if r.TimeWindowSeconds <= 0 {
+			v.add(field+".timeWindowSeconds", "must be > 0")
+		}
+	}
+}
+
+// publicKeyName returns how a PerKey entry may be shown: as written when it
+// is a key id or a digest, else by its position (it is a secret key).
+func publicKeyName(name string, i int) string {
+	if strings.HasPrefix(name, "sha256:") || (len(name) == 16 && isHex(name)) {
+		return strconv.Quote(name)
+	}
+	return "#" + strconv.Itoa(i)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// origins checks CORS origins: "*" or scheme://host[:port], no path.
+func (v *validator) origins(field string, list []string) {
+	for i, o := range list {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf(`%q is not an origin like "https://app.example.com" or "*"`, o))
+		}
 	}
 }

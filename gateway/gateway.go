@@ -7,17 +7,21 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/proxy"
+	"github.com/ollamagw/ollama-gateway/telemetry"
 )
 
 // State is an immutable snapshot of the running configuration and what is
@@ -28,11 +32,14 @@ type State struct {
 	Config *config.Config
 	// Proxy forwards to the configured backends.
 	Proxy *proxy.Proxy
+
+	policy      *policy
+	metricsPath string // "" when metrics are off
 }
 
-// NewState builds a snapshot from cfg, which must be valid
+// newState builds a snapshot from cfg, which must be valid
 // (config.Config.Validate).
-func NewState(cfg *config.Config, log *slog.Logger) (*State, error) {
+func (g *Gateway) newState(cfg *config.Config) (*State, error) {
 	backends := make([]*proxy.Backend, 0, len(cfg.OllamaAddresses))
 	opts := proxy.BackendOptions{
 		MaxConns:         cfg.Proxy.MaxConnsPerBackend,
@@ -51,12 +58,23 @@ func NewState(cfg *config.Config, log *slog.Logger) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ollamaAddresses: %w", err)
 	}
+	pol, err := newPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	metricsPath := ""
+	if cfg.Metrics.Enabled {
+		metricsPath = cfg.Metrics.Endpoint
+	}
 	return &State{
-		Config: cfg,
+		Config:      cfg,
+		policy:      pol,
+		metricsPath: metricsPath,
 		Proxy: proxy.New(pool, proxy.Options{
 			MaxRequestBodyBytes: cfg.Proxy.MaxRequestBodyBytes,
 			IdleTimeout:         cfg.Proxy.StreamIdleTimeout(),
-			Logger:              log,
+			Logger:              g.log,
+			OnBackendError:      g.backendError,
 		}),
 	}, nil
 }
@@ -67,6 +85,16 @@ type Gateway struct {
 	state  atomic.Pointer[State]
 	log    *slog.Logger
 	router *router.Router
+
+	// Limiter state outlives snapshots: a reload keeps every client's
+	// bucket (adapting it to the new rate).
+	limits limiter.Limiter
+	conc   *limiter.Concurrency
+	// metrics is nil when metrics are off: the request path then skips
+	// them at the cost of a nil check.
+	metrics *telemetry.Metrics
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // New returns a gateway serving cfg. log receives startup, error and (when
@@ -75,12 +103,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := NewState(cfg, log)
+	local := limiter.NewLocal(limiter.Options{})
+	g := &Gateway{
+		log:    log,
+		limits: local,
+		conc:   limiter.NewConcurrency(limiter.Options{}),
+		done:   make(chan struct{}),
+	}
+	st, err := g.newState(cfg)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{log: log}
 	g.state.Store(st)
+	if cfg.Metrics.Enabled {
+		g.metrics = g.newMetrics(cfg.Metrics.Namespace)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	go func() {
+		defer close(g.done)
+		// Idle buckets are dropped so memory follows active clients.
+		local.Run(ctx, time.Minute)
+	}()
+	if st.policy.keys.Len() == 0 {
+		log.Warn("no apiKeys configured: every request will be refused with 401")
+	}
 
 	r := router.New()
 	// Every path not owned by the gateway belongs to Ollama, exactly as
@@ -96,6 +143,35 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// newMetrics returns the metrics of namespace ns, whose gauges read the live
+// snapshot at scrape time.
+func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
+	return telemetry.New(telemetry.Options{
+		Namespace: ns,
+		APIKeys:   func() int { return g.State().policy.keys.Len() },
+		Servers:   func() int { return g.State().Proxy.Pool().Len() },
+		Backends: func(yield func(string, bool, int64)) {
+			for _, b := range g.State().Proxy.Pool().Backends() {
+				yield(b.Name(), b.Available(), b.InFlight())
+			}
+		},
+	})
+}
+
+// backendError counts a failed attempt to reach a backend.
+func (g *Gateway) backendError(b *proxy.Backend, err error) {
+	if m := g.metrics; m != nil {
+		m.BackendError(b.Name(), proxy.FailureKind(err))
+	}
+}
+
+// Close stops the gateway's background work. The server must be shut down
+// first.
+func (g *Gateway) Close() {
+	g.stop()
+	<-g.done
+}
+
 // State returns the live snapshot.
 func (g *Gateway) State() *State { return g.state.Load() }
 
@@ -103,20 +179,71 @@ func (g *Gateway) State() *State { return g.state.Load() }
 func (g *Gateway) Handler() fasthttp.RequestHandler { return g.router.Handler }
 
 // serveProxy is the request path for everything that is not a gateway
-// endpoint.
+// endpoint, top to bottom: load the snapshot once, then IP check, CORS
+// preflight, key, limits, forward. Every refusal is answered here as JSON.
 func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	st := g.state.Load()
-	st.Proxy.Handle(ctx)
+	p := st.policy
+	r := g.newRequest(ctx, st)
+	if st.metricsPath != "" && string(ctx.Path()) == st.metricsPath {
+		r.ep = telemetry.EndpointMetrics
+		if g.checkIP(ctx, p, r) && (!p.metricsKey || g.authenticate(ctx, p, r)) {
+			g.serveMetrics(ctx)
+		}
+		r.finishHere(ctx)
+		return
+	}
+	defer p.corsHeaders(ctx)
+	if !g.checkIP(ctx, p, r) || p.preflight(ctx) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) {
+		r.finishHere(ctx)
+		return
+	}
+	rate := r.rate
+	// r belongs to the proxy from here: it finishes it, maybe before
+	// Handle returns.
+	st.Proxy.Handle(ctx, r)
+	if p.rateOn {
+		setRateHeaders(ctx, rate)
+	}
 }
 
-// serveConfig answers the gateway's admin namespace /config/*.
+// serveConfig answers the gateway's admin namespace /config/*: admin scope.
 func (g *Gateway) serveConfig(ctx *fasthttp.RequestCtx) {
+	st := g.state.Load()
+	p := st.policy
+	r := g.newRequest(ctx, st)
+	defer r.finishHere(ctx)
+	if !g.checkIP(ctx, p, r) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) || !g.adminAllowed(ctx, st, r) {
+		return
+	}
 	switch string(ctx.Path()) {
 	case "/config/reload", "/config/new-key":
 		proxy.WriteError(ctx, fasthttp.StatusNotImplemented, "not implemented in this version")
 	default:
 		proxy.WriteError(ctx, fasthttp.StatusNotFound, "unknown gateway endpoint")
 	}
+}
+
+// adminAllowed applies the admin scope to an authenticated request: an
+// admin key when admin keys are configured; else any API key, but only from
+// a loopback client that did not come through a proxy (a local reverse
+// proxy would make every remote client look local).
+func (g *Gateway) adminAllowed(ctx *fasthttp.RequestCtx, st *State, r *request) bool {
+	if st.policy.keys.HasAdminKeys() {
+		if !r.key.Admin {
+			g.refuse(telemetry.AuthNotAdmin)
+			proxy.WriteError(ctx, fasthttp.StatusForbidden, "admin key required")
+			return false
+		}
+		return true
+	}
+	if !peerAddr(ctx).IsLoopback() || len(ctx.Request.Header.Peek("X-Forwarded-For")) > 0 {
+		g.refuse(telemetry.AuthNotAdmin)
+		proxy.WriteError(ctx, fasthttp.StatusForbidden,
+			"admin endpoints need an admin key (adminKeys) or a direct loopback client")
+		return false
+	}
+	return true
 }
 
 func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx, v any) {
@@ -144,7 +271,6 @@ func (g *Gateway) NewServer() *fasthttp.Server {
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{g.log},

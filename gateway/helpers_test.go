@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -24,8 +26,19 @@ type testGateway struct {
 // mutate (may be nil), on 127.0.0.1. It stops when the test ends.
 func startGateway(t testing.TB, mutate func(*config.Config), backends ...string) *testGateway {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGatewayOn(t, ln, mutate, backends...)
+}
+
+// startGatewayOn is startGateway serving on ln.
+func startGatewayOn(t testing.TB, ln net.Listener, mutate func(*config.Config), backends ...string) *testGateway {
+	t.Helper()
 	cfg := config.Default()
 	cfg.OllamaAddresses = backends
+	cfg.APIKeys = []string{testKey}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -34,10 +47,6 @@ func startGateway(t testing.TB, mutate func(*config.Config), backends ...string)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gw, err := New(&cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +59,7 @@ func startGateway(t testing.TB, mutate func(*config.Config), backends ...string)
 	t.Cleanup(func() {
 		_ = srv.Shutdown()
 		<-done
+		gw.Close()
 		gw.State().Proxy.Pool().Close()
 	})
 	return &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}
@@ -75,11 +85,42 @@ func deadAddress(t testing.TB) string {
 	return "http://" + addr
 }
 
-// httpClient is a client with a generous overall timeout: a test that would
-// hang (a buffering proxy, a lost stream) fails instead.
+// testKey is the API key startGateway configures.
+const testKey = "test-key-0123456789abcdef"
+
+// authHeader is the Authorization header of testKey.
+const authHeader = "Authorization: Bearer " + testKey + "\r\n"
+
+// httpClient is a client that authenticates with testKey, with a generous
+// overall timeout: a test that would hang (a buffering proxy, a lost
+// stream) fails instead.
 func httpClient() *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	return clientWithKey("Bearer " + testKey)
 }
+
+// clientWithKey is httpClient sending authorization as the Authorization
+// header ("" sends none).
+func clientWithKey(authorization string) *http.Client {
+	h := http.Header{}
+	if authorization != "" {
+		h.Set("Authorization", authorization)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: authTransport{header: h}}
+}
+
+// authTransport adds headers to every request, e.g. for the Go ollama
+// client, which has no header option of its own.
+type authTransport struct{ header http.Header }
+
+func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range a.header {
+		r.Header[k] = v
+	}
+	return noCompression.RoundTrip(r)
+}
+
+var noCompression = &http.Transport{DisableCompression: true}
 
 func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
@@ -137,4 +178,9 @@ func rawRequest(t testing.TB, gwURL, req string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+func hexDigest(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:])
 }

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,22 +71,10 @@ func TestStreamingIsUnbuffered(t *testing.T) {
 	}
 }
 
-// authTransport adds headers to every request of the Go ollama client, which
-// has no header option of its own.
-type authTransport struct{ header http.Header }
-
-func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range a.header {
-		r.Header[k] = v
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
-
 func TestOllamaGoClientThroughGateway(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, nil, fake.URL)
-	client := api.NewClient(mustURL(t, gw.URL), &http.Client{Transport: authTransport{}})
+	client := api.NewClient(mustURL(t, gw.URL), httpClient())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -213,7 +203,7 @@ func TestNoRedirects(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, nil, fake.URL)
 	for _, path := range []string{"/api/tags/", "//api/tags", "/api/../api/tags", "/config", "/api/chat/"} {
-		req := "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+		req := "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + authHeader + "\r\n"
 		direct := rawRequest(t, fake.URL, req)
 		direct.Body.Close()
 		via := rawRequest(t, gw.URL, req)
@@ -235,8 +225,11 @@ func TestRequestHeadersAndURI(t *testing.T) {
 		"Keep-Alive: timeout=5\r\n"+
 		"X-Hop-Listed: secret\r\n"+
 		"X-Forwarded-For: 203.0.113.7\r\n"+
+		"X-Forwarded-For: 198.51.100.1\r\n"+
+		"X-Forwarded-Proto: gopher\r\n"+
 		"Origin: http://evil.example\r\n"+
 		"X-Custom: kept\r\n"+
+		authHeader+
 		"User-Agent: ollama-python/0.4\r\n\r\n")
 	defer resp.Body.Close()
 	var echo struct {
@@ -251,14 +244,15 @@ func TestRequestHeadersAndURI(t *testing.T) {
 	checks := []struct{ what, got, want string }{
 		{"request URI", echo.RequestURI, "/_test/echo?b=2&a=%2F&a=1"},
 		{"Host", echo.Host, fake.Addr()},
-		{"X-Forwarded-For", h.Get("X-Forwarded-For"), "203.0.113.7, 127.0.0.1"},
-		{"X-Forwarded-Proto", h.Get("X-Forwarded-Proto"), "http"},
+		{"X-Forwarded-For", strings.Join(h.Values("X-Forwarded-For"), "|"), "203.0.113.7, 198.51.100.1, 127.0.0.1"},
+		{"X-Forwarded-Proto", strings.Join(h.Values("X-Forwarded-Proto"), "|"), "http"},
 		{"X-Forwarded-Host", h.Get("X-Forwarded-Host"), gwHost},
 		{"X-Custom", h.Get("X-Custom"), "kept"},
 		{"User-Agent", h.Get("User-Agent"), "ollama-python/0.4"},
 		{"Keep-Alive", h.Get("Keep-Alive"), ""},
 		{"X-Hop-Listed", h.Get("X-Hop-Listed"), ""},
 		{"Origin", h.Get("Origin"), ""},
+		{"Authorization", h.Get("Authorization"), ""},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -312,6 +306,59 @@ func TestBackendKilledMidway(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("request %d after kill: %d %s", i, status, body)
 		}
+	}
+}
+
+// TestStaleKeepAliveSingleBackend: a backend that dropped the gateway's
+// pooled connections (restarted, idle timeout) costs no request, POST
+// included, even when it is the only backend: the retry uses a fresh
+// connection, not the next stale one.
+func TestStaleKeepAliveSingleBackend(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startGateway(t, nil, fake.URL)
+	// Warm several pooled connections with concurrent requests.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { get(t, gw.URL+"/api/tags") })
+	}
+	wg.Wait()
+	for i := range 3 {
+		fake.CloseClientConnections()
+		status, _, body := post(t, gw.URL+"/api/chat", `{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}`)
+		if status != 200 {
+			t.Fatalf("round %d: POST after the backend dropped its connections: %d %s", i, status, body)
+		}
+		if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
+			t.Fatalf("round %d: GET after the backend dropped its connections: %d", i, status)
+		}
+	}
+}
+
+// TestUploadClientHangsUp: a client that stops sending a streamed upload
+// gets 400 (its fault), and the backend is not blamed or retried.
+func TestUploadClientHangsUp(t *testing.T) {
+	a, b := ollamatest.New(t), ollamatest.New(t)
+	gw := startGateway(t, nil, a.URL, b.URL)
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	fmt.Fprintf(c, "POST /api/blobs/%s HTTP/1.1\r\nHost: gw\r\n%sContent-Length: 1048576\r\n\r\n", digest, authHeader)
+	c.Write(bytes.Repeat([]byte("x"), 100000))
+	c.(*net.TCPConn).CloseWrite() // the client is done sending, 948576 bytes short
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("short upload: %d; want 400", resp.StatusCode)
+	}
+	if n := a.RequestsTo("/api/blobs/"+digest) + b.RequestsTo("/api/blobs/"+digest); n > 1 {
+		t.Errorf("short upload reached backends %d times; want at most once", n)
 	}
 }
 

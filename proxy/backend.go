@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -108,17 +109,35 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 	}
 	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	first, idle := opts.FirstByteTimeout, opts.IdleTimeout
-	hc := &fasthttp.HostClient{
-		Addr:  addr,
-		Name:  "",
-		IsTLS: isTLS,
-		Dial: func(addr string) (net.Conn, error) {
-			c, err := dialer.Dial("tcp", addr)
-			if err != nil {
-				return nil, err
-			}
+	var tlsConf *tls.Config
+	if isTLS {
+		tlsConf = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	dial := func(addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), opts.DialTimeout)
+		defer cancel()
+		c, err := dialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if tlsConf == nil {
 			return newDeadlineConn(c, first, idle), nil
-		},
+		}
+		// The handshake is part of connecting: bounded by DialTimeout,
+		// not by the first-byte budget. The returned conn has a Handshake
+		// method, so fasthttp does not wrap it again.
+		tc := tls.Client(newDeadlineConn(c, first, idle), tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: c.RemoteAddr(), Err: err}
+		}
+		return tc, nil
+	}
+	hc := &fasthttp.HostClient{
+		Addr:               addr,
+		Name:               "",
+		IsTLS:              isTLS,
+		Dial:               dial,
 		MaxConns:           opts.MaxConns,
 		MaxConnWaitTimeout: opts.ConnWaitTimeout,
 		// Retries are ours: across backends, and never after the request
@@ -137,9 +156,7 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 		ReadBufferSize:                8 << 10,
 		WriteBufferSize:               8 << 10,
 	}
-	if isTLS {
-		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	}
+	hc.TLSConfig = tlsConf
 	return &Backend{
 		name:   strings.TrimSpace(rawURL),
 		host:   u.Host,

@@ -51,25 +51,48 @@ func statusFor(err error) (int, string) {
 	}
 }
 
-// retryable reports whether an error from HostClient.Do means the backend
-// never started answering, so the request may be sent again elsewhere: the
-// connection could not be made or had been closed under us (a stale
-// keep-alive connection), or every connection was busy. A timeout waiting
-// for the first byte is not retried: the backend may be busy loading a
-// model, and a second backend would do the same work again.
-func retryable(err error) bool {
+// failure classifies an error from HostClient.Do for the retry decision.
+type failure int
+
+const (
+	failOther failure = iota // final: timeout, malformed answer, ...
+	failDial                 // the connection could not be made: nothing was sent
+	failBusy                 // every connection to the backend is busy: nothing was sent
+	failStale                // the connection closed before any response byte
+)
+
+// FailureKind names the kind of a backend error for metrics: "connect",
+// "busy", "closed" (a connection closed before any response byte),
+// "timeout" or "other".
+func FailureKind(err error) string {
+	switch classify(err) {
+	case failDial:
+		return "connect"
+	case failBusy:
+		return "busy"
+	case failStale:
+		return "closed"
+	}
+	if isTimeout(err) {
+		return "timeout"
+	}
+	return "other"
+}
+
+func classify(err error) failure {
 	switch {
-	case isDialError(err),
-		errors.Is(err, fasthttp.ErrNoFreeConns),
-		errors.Is(err, fasthttp.ErrConnectionClosed),
+	case isDialError(err), errors.Is(err, syscall.ECONNREFUSED):
+		return failDial
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return failBusy
+	case errors.Is(err, fasthttp.ErrConnectionClosed),
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, syscall.ECONNREFUSED):
-		return true
+		errors.Is(err, syscall.EPIPE):
+		return failStale
 	}
-	return false
+	return failOther
 }
 
 func isDialError(err error) bool {

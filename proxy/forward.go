@@ -23,11 +23,10 @@ type Options struct {
 	// reading a request body and the time to write one response chunk.
 	// Default 5 min.
 	IdleTimeout time.Duration
-	// OnDone, if set, is called once per request when its response is
-	// complete or abandoned, from the goroutine serving the request.
-	OnDone func(*Result)
 	// OnBackendError, if set, is called for every failed attempt to reach
-	// a backend (before any response byte), e.g. for passive health checks.
+	// a backend (before any response byte), for metrics and passive health
+	// checks. FailureKind tells a dead backend ("connect", "timeout") from
+	// a busy one or a stale pooled connection.
 	OnBackendError func(*Backend, error)
 	// Logger receives backend errors. Default slog.Default().
 	Logger *slog.Logger
@@ -67,18 +66,29 @@ type exchange struct {
 	ctx     *fasthttp.RequestCtx
 	res     Result
 	counted bool // res.Backend.inFlight was incremented
+	fin     Finisher
 	upload  uploadBody
 	body    responseBody
 	tail    ring
 	scratch []byte
 }
 
+// Finisher is told the Result of an exchange once its response has been
+// passed on completely or abandoned: for a stream, after Handle returned,
+// from the goroutine serving the request, while the RequestCtx is still
+// valid. The Result is valid only during the call.
+type Finisher interface {
+	Finish(*Result)
+}
+
 // Handle forwards the request of ctx to a backend and sets up the response
 // to stream back. Connection failures before any response byte are retried
-// on the next backend; errors are answered as JSON {"error": ...}.
-func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
+// on the next backend; errors are answered as JSON {"error": ...}. f, if
+// not nil, is called exactly once with the Result.
+func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 	x := p.exchanges.Get().(*exchange)
 	x.ctx = ctx
+	x.fin = f
 	x.res = Result{Start: time.Now()}
 
 	upReq := fasthttp.AcquireRequest()
@@ -140,7 +150,7 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 	if size == 0 || r == nil {
 		return nil
 	}
-	x.upload = uploadBody{r: r, ctx: ctx, idle: x.p.opts.IdleTimeout, active: true}
+	x.upload = uploadBody{r: r, ctx: ctx, idle: x.p.opts.IdleTimeout, active: true, size: int64(size)}
 	if streamedPath(ctx.Path()) {
 		x.upload.streamed = true
 		if size < 0 {
@@ -151,7 +161,7 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 	}
 	limit := x.p.opts.MaxRequestBodyBytes
 	if int64(size) > limit {
-		ctx.SetConnectionClose()
+		x.discardBody(r)
 		return ErrBodyTooLarge
 	}
 	if size > 0 && size <= prefetched {
@@ -162,13 +172,32 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 	upReq.SwapBody(b)
 	switch {
 	case err == ErrBodyTooLarge:
-		ctx.SetConnectionClose()
+		x.discardBody(r)
 		return err
 	case err != nil:
 		ctx.SetConnectionClose()
 		return fmt.Errorf("%w: %w", ErrClientBody, err)
 	}
 	return nil
+}
+
+// Bounds on reading away a refused request body.
+const (
+	discardMax     = 8 << 20
+	discardTimeout = 5 * time.Second
+)
+
+// discardBody reads away what is left of a request body that will not be
+// forwarded, so the client receives our answer: closing a socket with
+// unread data makes the kernel send a reset, which destroys the response
+// in flight. Past discardMax bytes or discardTimeout the connection is
+// closed instead.
+func (x *exchange) discardBody(r io.Reader) {
+	_ = x.ctx.SetReadDeadline(time.Now().Add(discardTimeout))
+	n, err := io.CopyN(io.Discard, r, discardMax)
+	if err != io.EOF || n >= discardMax {
+		x.ctx.SetConnectionClose()
+	}
 }
 
 // prefetched is how much of a request body the fasthttp server reads with
@@ -209,11 +238,21 @@ func isText(ct []byte) bool {
 
 // roundTrip sends upReq to backends in round-robin order until one answers
 // or an error may not be retried. At most max(2, pool size) attempts are
-// made, so a single backend gets a second chance on a fresh connection.
+// made:
+//   - a connection that could not be made (or no free connection) is
+//     retried on the next backend: nothing was sent;
+//   - a connection closed under us before any response byte (a stale
+//     keep-alive connection) is retried once, after dropping that backend's
+//     idle connections, so a single backend gets a fresh one. Only once: the
+//     request may have reached a backend that then died on it, and it must
+//     not be replayed on every backend in turn;
+//   - anything else (a first-byte timeout, a malformed answer) is final;
+//   - a streamed body that was read from cannot be sent again.
 func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response) error {
 	pool := x.p.pool
 	pos := pool.next.Add(1) - 1
 	attempts := max(2, pool.Len())
+	staleRetried := false
 	var err error
 	for range attempts {
 		b, at := pool.pick(pos)
@@ -227,13 +266,30 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			return nil
 		}
 		b.inFlight.Add(-1)
+		if x.upload.err != nil {
+			// The client's body failed, not the backend.
+			return fmt.Errorf("%w: %w", ErrClientBody, x.upload.err)
+		}
 		x.p.opts.Logger.Warn("backend request failed", "backend", b.name, "err", err)
+		kind := classify(err)
 		if f := x.p.opts.OnBackendError; f != nil {
 			f(b, err)
 		}
-		if !retryable(err) || (x.upload.streamed && x.upload.started) {
+		if x.upload.streamed && (x.upload.started || !upReq.IsBodyStream()) {
 			return err
 		}
+		switch kind {
+		case failDial, failBusy:
+			continue
+		case failStale:
+			if staleRetried {
+				return err
+			}
+			staleRetried = true
+			b.client.CloseIdleConnections()
+			continue
+		}
+		return err
 	}
 	return err
 }
@@ -286,9 +342,10 @@ func (x *exchange) finish(err error) {
 	if x.counted {
 		x.res.Backend.inFlight.Add(-1)
 	}
-	if f := x.p.opts.OnDone; f != nil {
-		f(&x.res)
+	if x.fin != nil {
+		x.fin.Finish(&x.res)
 	}
+	x.fin = nil
 	x.ctx = nil
 	x.res = Result{}
 	x.counted = false
@@ -306,9 +363,12 @@ type uploadBody struct {
 	ctx      *fasthttp.RequestCtx
 	idle     time.Duration
 	deadline time.Time
-	active   bool // there is a request body
-	streamed bool // it is streamed to the backend, not buffered
-	started  bool // a byte of it was read
+	active   bool  // there is a request body
+	streamed bool  // it is streamed to the backend, not buffered
+	started  bool  // a byte of it was read
+	err      error // reading it failed (not io.EOF)
+	size     int64 // announced length, < 0 if chunked
+	n        int64 // bytes read
 	eof      bool
 }
 
@@ -322,9 +382,16 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	if n > 0 {
 		u.started = true
+		u.n += int64(n)
+	}
+	if err == io.EOF && u.size >= 0 && u.n < u.size {
+		// The client stopped before its Content-Length.
+		err = io.ErrUnexpectedEOF
 	}
 	if err == io.EOF {
 		u.eof = true
+	} else if err != nil {
+		u.err = err
 	}
 	return n, err
 }

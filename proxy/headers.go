@@ -143,11 +143,15 @@ func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // using scratch as working memory; the grown buffer is returned.
 func setForwardedHeaders(up *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx, scratch []byte) []byte {
 	scratch = scratch[:0]
-	if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
+	for _, prior := range ctx.Request.Header.PeekAll("X-Forwarded-For") {
 		scratch = append(scratch, prior...)
 		scratch = append(scratch, ", "...)
 	}
 	scratch = appendClientIP(scratch, ctx)
+	// Del first: Set replaces only the first of repeated headers.
+	up.Del("X-Forwarded-For")
+	up.Del("X-Forwarded-Proto")
+	up.Del("X-Forwarded-Host")
 	up.SetBytesV("X-Forwarded-For", scratch)
 	if ctx.IsTLS() {
 		up.Set("X-Forwarded-Proto", "https")

@@ -114,21 +114,22 @@ type responseBody struct {
 // from Read to the client before reading again.
 func (r *responseBody) Read(p []byte) (int, error) {
 	x := r.x
-	now := time.Now()
-	if want := now.Add(x.p.opts.IdleTimeout); want.Sub(r.deadline) > deadlineSlack {
-		// Bounds the write of what we are about to return: a client that
-		// stops reading cannot pin the backend connection forever.
-		_ = x.ctx.SetWriteDeadline(want)
-		r.deadline = want
-	}
 	n, err := r.body.Read(p)
 	if n > 0 {
+		now := time.Now()
 		if x.res.BytesOut == 0 {
-			x.res.FirstByte = time.Since(x.res.Start)
+			x.res.FirstByte = now.Sub(x.res.Start)
 		}
 		x.res.BytesOut += int64(n)
 		if r.track {
 			x.tail.write(p[:n])
+		}
+		// Bounds the write of what we return now, counted from now (not
+		// from before a long backend silence): a client that stops
+		// reading cannot pin the backend connection forever.
+		if want := now.Add(x.p.opts.IdleTimeout); want.Sub(r.deadline) > deadlineSlack {
+			_ = x.ctx.SetWriteDeadline(want)
+			r.deadline = want
 		}
 	}
 	if err == io.EOF {

@@ -102,6 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Warn("shutdown cut short: closing remaining connections", "err", err)
 			return 1
 		}
+		gw.Close()
 		gw.State().Proxy.Pool().Close()
 		log.Info("stopped")
 		return 0

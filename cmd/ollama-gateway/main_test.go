@@ -153,11 +153,13 @@ func startBinary(t *testing.T, cfg string) (string, *exec.Cmd, <-chan error) {
 // stream in flight runs to its done line, then the process exits 0.
 func TestSIGTERMLetsStreamsFinish(t *testing.T) {
 	fake := ollamatest.New(t, ollamatest.WithPaced())
-	url, cmd, exited := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0"}`, fake.URL))
+	url, cmd, exited := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","apiKeys":["k-test-123"]}`, fake.URL))
 
 	fake.Release()
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Post(url+"/api/chat", "application/json",
+	req, _ := http.NewRequest("POST", url+"/api/chat",
 		strings.NewReader(`{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer k-test-123")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,14 +194,24 @@ func TestSIGTERMLetsStreamsFinish(t *testing.T) {
 
 func TestServesRepoStyleConfig(t *testing.T) {
 	fake := ollamatest.New(t)
-	url, _, _ := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","logging":true}`, fake.URL+"/"))
+	url, _, _ := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","logging":true,"apiKeys":["k-test-123"]}`, fake.URL+"/"))
 	resp, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("GET / without a key = %d; want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	req.Header.Set("Authorization", "k-test-123")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "Ollama is running" {
-		t.Errorf("GET / = %d %q", resp.StatusCode, body)
+		t.Errorf("GET / with a raw key = %d %q", resp.StatusCode, body)
 	}
 }

@@ -169,6 +169,11 @@ func (s *Server) LastHeaders() http.Header {
 // Addr returns the listening address, "127.0.0.1:port".
 func (s *Server) Addr() string { return s.ts.Listener.Addr().String() }
 
+// CloseClientConnections closes every client connection, idle keep-alive
+// ones included, as a restarted Ollama would: a client's pooled connections
+// go stale. The server keeps serving new connections.
+func (s *Server) CloseClientConnections() { s.ts.CloseClientConnections() }
+
 // Close stops the server: it ends paced and delayed waits, closes client
 // connections and waits for handlers to return. It is idempotent and also
 // runs at the end of the test that created the server.

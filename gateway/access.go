@@ -1,0 +1,257 @@
+package gateway
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/access"
+	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/limiter"
+	"github.com/ollamagw/ollama-gateway/proxy"
+	"github.com/ollamagw/ollama-gateway/telemetry"
+)
+
+// scopeAuthFail keeps failed-authentication buckets (keyed by IP) apart from
+// request buckets in the same limiter.
+const scopeAuthFail = 1
+
+// policy is the access-control part of a State, precomputed from the
+// config so the request path only reads.
+type policy struct {
+	keys       *access.KeySet
+	authHeader string
+	allow      *access.IPSet
+	deny       *access.IPSet
+	trusted    *access.IPSet
+
+	rateOn        bool
+	rate          limiter.Rate
+	perKey        map[[16]byte]limiter.Rate
+	maxConcurrent int
+	authFailRate  limiter.Rate
+
+	origins    map[string]bool
+	anyOrigin  bool
+	metricsKey bool
+}
+
+func newPolicy(cfg *config.Config) (*policy, error) {
+	p := &policy{
+		keys:       access.NewKeySet(cfg.APIKeys, cfg.AdminKeys),
+		authHeader: cfg.AuthHeaderName,
+		rateOn:     cfg.RateLimit.Enabled,
+		rate: limiter.Rate{
+			Limit:  cfg.RateLimit.MaxRequests,
+			Window: time.Duration(cfg.RateLimit.TimeWindowSeconds) * time.Second,
+		},
+		maxConcurrent: cfg.RateLimit.MaxConcurrent,
+		authFailRate:  limiter.Rate{Limit: cfg.RateLimit.AuthFailuresPerMinute, Window: time.Minute},
+		origins:       map[string]bool{},
+		metricsKey:    cfg.Metrics.RequireKey,
+	}
+	var err error
+	if p.allow, err = access.NewIPSet(cfg.Security.AllowIPs); err != nil {
+		return nil, err
+	}
+	if p.deny, err = access.NewIPSet(cfg.Security.DenyIPs); err != nil {
+		return nil, err
+	}
+	if p.trusted, err = access.NewIPSet(cfg.Security.TrustedProxies); err != nil {
+		return nil, err
+	}
+	if len(cfg.RateLimit.PerKey) > 0 {
+		// Resolve each override to a key id; validation made sure each
+		// names a configured key.
+		byName := map[string][16]byte{}
+		for _, k := range append(append([]string{}, cfg.APIKeys...), cfg.AdminKeys...) {
+			d := config.KeyDigest(k)
+			var id [16]byte
+			copy(id[:], d[:16])
+			byName[k] = id
+			byName[config.KeyID(d)] = id
+			byName["sha256:"+hex.EncodeToString(d[:])] = id
+		}
+		p.perKey = map[[16]byte]limiter.Rate{}
+		for name, r := range cfg.RateLimit.PerKey {
+			id, ok := byName[name]
+			if !ok {
+				id, ok = byName[strings.ToLower(name)]
+			}
+			if !ok {
+				return nil, fmt.Errorf("rateLimit.perKey: an entry names no configured key")
+			}
+			p.perKey[id] = limiter.Rate{Limit: r.MaxRequests, Window: time.Duration(r.TimeWindowSeconds) * time.Second}
+		}
+	}
+	for _, o := range cfg.Security.AllowedOrigins {
+		if o == "*" {
+			p.anyOrigin = true
+		}
+		p.origins[o] = true
+	}
+	return p, nil
+}
+
+// rateFor returns the rate of an authenticated key.
+func (p *policy) rateFor(k *access.Key) limiter.Rate {
+	if r, ok := p.perKey[k.ID]; ok {
+		return r
+	}
+	return p.rate
+}
+
+// checkIP resolves the client address (behind trusted proxies) into r.ip
+// and refuses a denied one. It runs first: a denied IP learns nothing about
+// keys.
+func (g *Gateway) checkIP(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
+	r.ip = peerAddr(ctx)
+	if p.trusted.Len() > 0 {
+		r.ip = access.ClientIP(r.ip, ctx.Request.Header.PeekAll("X-Forwarded-For"), p.trusted)
+	}
+	if p.deny.Contains(r.ip) || (p.allow.Len() > 0 && !p.allow.Contains(r.ip)) {
+		g.refuse(telemetry.AuthForbiddenIP)
+		proxy.WriteError(ctx, fasthttp.StatusForbidden, "forbidden")
+		return false
+	}
+	return true
+}
+
+// authenticate finds the request's key into r.key and removes it from the
+// request: Ollama never sees the client's credentials. Failures are
+// throttled per IP, so keys cannot be guessed.
+func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
+	presented := ctx.Request.Header.Peek(p.authHeader)
+	r.key = p.keys.Lookup(access.ParseAuthorization(presented))
+	if r.key != nil {
+		ctx.Request.Header.Del(p.authHeader)
+		return true
+	}
+	if d := g.limits.Allow(limiter.AddrKey(r.ip).WithScope(scopeAuthFail), p.authFailRate, ctx.Time()); !d.Allowed {
+		g.refuse(telemetry.AuthThrottled)
+		tooMany(ctx, d, "too many failed authentications")
+		return false
+	}
+	reason, msg := telemetry.AuthInvalidKey, "invalid API key"
+	if len(presented) == 0 {
+		reason, msg = telemetry.AuthMissingKey, "missing API key: send it in the "+p.authHeader+" header"
+	}
+	g.refuse(reason)
+	proxy.WriteError(ctx, fasthttp.StatusUnauthorized, msg)
+	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer")
+	return false
+}
+
+// limit applies the authenticated key's rate and concurrency limits. The
+// rate decision is kept in r.rate for the X-RateLimit-* headers; a
+// concurrency slot is held in r.slot until the response is passed on.
+func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
+	if !p.rateOn {
+		return true
+	}
+	lk := limiter.IDKey(r.key.ID)
+	r.rate = g.limits.Allow(lk, p.rateFor(r.key), ctx.Time())
+	if !r.rate.Allowed {
+		if m := g.metrics; m != nil {
+			m.RateLimited()
+		}
+		tooMany(ctx, r.rate, "rate limit exceeded")
+		setRateHeaders(ctx, r.rate)
+		return false
+	}
+	if p.maxConcurrent > 0 {
+		slot, ok := g.conc.Acquire(lk, p.maxConcurrent)
+		if !ok {
+			if m := g.metrics; m != nil {
+				m.RateLimited()
+			}
+			proxy.WriteError(ctx, fasthttp.StatusTooManyRequests, "too many concurrent requests")
+			return false
+		}
+		r.slot = slot
+	}
+	return true
+}
+
+// refuse counts an access-control refusal.
+func (g *Gateway) refuse(reason telemetry.AuthFailure) {
+	if m := g.metrics; m != nil {
+		m.AuthFailed(reason)
+	}
+}
+
+// tooMany answers 429 with Retry-After in whole seconds, rounded up.
+func tooMany(ctx *fasthttp.RequestCtx, d limiter.Decision, msg string) {
+	proxy.WriteError(ctx, fasthttp.StatusTooManyRequests, msg)
+	var buf [20]byte
+	ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, strconv.AppendInt(buf[:0], ceilSeconds(d.RetryAfter), 10))
+}
+
+// setRateHeaders adds X-RateLimit-Limit, -Remaining and -Reset (seconds
+// until the bucket is full) to a rate-limited route's response.
+func setRateHeaders(ctx *fasthttp.RequestCtx, d limiter.Decision) {
+	var buf [20]byte
+	h := &ctx.Response.Header
+	h.SetBytesV("X-RateLimit-Limit", strconv.AppendInt(buf[:0], int64(d.Limit), 10))
+	h.SetBytesV("X-RateLimit-Remaining", strconv.AppendInt(buf[:0], int64(d.Remaining), 10))
+	h.SetBytesV("X-RateLimit-Reset", strconv.AppendInt(buf[:0], ceilSeconds(d.Reset), 10))
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// peerAddr returns the TCP peer of ctx, IPv4-mapped addresses unmapped.
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
+}
+
+// preflight answers a CORS preflight (OPTIONS with
+// Access-Control-Request-Method) before authentication: browsers send it
+// without credentials. It reports whether it answered.
+func (p *policy) preflight(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.IsOptions() {
+		return false
+	}
+	method := ctx.Request.Header.Peek(fasthttp.HeaderAccessControlRequestMethod)
+	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+	if len(method) == 0 || len(origin) == 0 {
+		return false
+	}
+	if !p.originAllowed(origin) {
+		proxy.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed")
+		return true
+	}
+	h := &ctx.Response.Header
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	h.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)
+	h.Set(fasthttp.HeaderAccessControlAllowMethods, "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
+	if req := ctx.Request.Header.Peek(fasthttp.HeaderAccessControlRequestHeaders); len(req) > 0 {
+		h.SetBytesV(fasthttp.HeaderAccessControlAllowHeaders, req)
+	}
+	h.Set(fasthttp.HeaderAccessControlMaxAge, "600")
+	h.Set(fasthttp.HeaderVary, "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+	return true
+}
+
+// corsHeaders lets an allowed browser origin read the response.
+func (p *policy) corsHeaders(ctx *fasthttp.RequestCtx) {
+	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+	if len(origin) == 0 || !p.originAllowed(origin) {
+		return
+	}
+	h := &ctx.Response.Header
+	h.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)
+	h.Set(fasthttp.HeaderAccessControlExposeHeaders, "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
+	h.Add(fasthttp.HeaderVary, "Origin")
+}
+
+func (p *policy) originAllowed(origin []byte) bool {
+	return p.anyOrigin || p.origins[string(origin)]
+}

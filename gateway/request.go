@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/access"
+	"github.com/ollamagw/ollama-gateway/limiter"
+	"github.com/ollamagw/ollama-gateway/proxy"
+	"github.com/ollamagw/ollama-gateway/telemetry"
+)
+
+// request is the gateway's record of one request, pooled. It is the
+// proxy's Finisher: metrics and the access log are written when the
+// response has been passed on (for a stream, after the handler returned).
+type request struct {
+	g      *Gateway
+	st     *State
+	start  time.Time
+	method telemetry.Method
+	ep     telemetry.Endpoint
+	ip     netip.Addr
+	key    *access.Key
+	slot   *limiter.Slot
+	rate   limiter.Decision
+}
+
+var requests = sync.Pool{New: func() any { return new(request) }}
+
+func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
+	r := requests.Get().(*request)
+	r.g, r.st, r.start = g, st, time.Now()
+	r.method = telemetry.ClassifyMethod(ctx.Method())
+	r.ep = telemetry.ClassifyPath(ctx.Path())
+	return r
+}
+
+// Finish records the request and returns r to the pool. It implements
+// proxy.Finisher; the gateway calls it itself for requests it answered.
+func (r *request) Finish(res *proxy.Result) {
+	g := r.g
+	var u telemetry.Usage
+	if res.Status == fasthttp.StatusOK && res.Backend != nil {
+		u = telemetry.UsageOf(r.ep, res.Tail())
+	}
+	if m := g.metrics; m != nil {
+		m.Request(r.method, r.ep, res.Status, time.Since(r.start), r.ip)
+		if res.Backend != nil {
+			m.Upstream(r.ep, res.Backend.Name(), res.FirstByte, u)
+		}
+	}
+	if r.st.Config.Logging {
+		r.log(res, u)
+	}
+	r.slot.Release()
+	*r = request{}
+	requests.Put(r)
+}
+
+// finishHere finishes a request the gateway answered itself.
+func (r *request) finishHere(ctx *fasthttp.RequestCtx) {
+	r.Finish(&proxy.Result{Status: ctx.Response.StatusCode(), Start: r.start})
+}
+
+// log writes the access log line: never a key, only its public id.
+func (r *request) log(res *proxy.Result, u telemetry.Usage) {
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("client_ip", r.ip.String()),
+		slog.String("method", r.method.String()),
+		slog.String("endpoint", r.ep.String()),
+		slog.Int("status", res.Status),
+		slog.Int64("bytes_out", res.BytesOut),
+		slog.Float64("duration_ms", float64(time.Since(r.start).Microseconds())/1000),
+	)
+	if r.key != nil {
+		attrs = append(attrs, slog.String("key_id", r.key.Name))
+	}
+	if res.Backend != nil {
+		attrs = append(attrs,
+			slog.String("backend", res.Backend.Name()),
+			slog.Float64("ttfb_ms", float64(res.FirstByte.Microseconds())/1000))
+	}
+	if u.Model != "" {
+		attrs = append(attrs, slog.String("model", u.Model),
+			slog.Int("prompt_tokens", u.Prompt), slog.Int("completion_tokens", u.Completion))
+	}
+	if res.Err != nil {
+		attrs = append(attrs, slog.String("error", res.Err.Error()))
+	}
+	r.g.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// serveMetrics answers the metrics endpoint in the Prometheus text format.
+func (g *Gateway) serveMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	var buf bytes.Buffer
+	g.metrics.WritePrometheus(&buf)
+	ctx.SetBody(buf.Bytes())
+}

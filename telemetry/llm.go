@@ -1,0 +1,206 @@
+package telemetry
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/goccy/go-json"
+)
+
+// backendMetrics are the handles of one backend.
+type backendMetrics struct {
+	label string // escaped backend name
+	errs  sync.Map
+	ttft  [numEndpoints]atomic.Pointer[metrics.PrometheusHistogram]
+}
+
+func (m *Metrics) backend(name string) *backendMetrics {
+	if b, ok := m.backends.Load(name); ok {
+		return b.(*backendMetrics)
+	}
+	b, _ := m.backends.LoadOrStore(name, &backendMetrics{label: escapeLabel(name)})
+	return b.(*backendMetrics)
+}
+
+// BackendError counts a failed attempt to reach a backend, by kind
+// ("connect", "timeout", "busy", "closed", "other").
+func (m *Metrics) BackendError(backend, kind string) {
+	b := m.backend(backend)
+	c, ok := b.errs.Load(kind)
+	if !ok {
+		c, _ = b.errs.LoadOrStore(kind, m.set.GetOrCreateCounter(
+			fmt.Sprintf(`%s_backend_errors_total{backend="%s",kind=%q}`, m.ns, b.label, kind)))
+	}
+	c.(*metrics.Counter).Inc()
+}
+
+// Upstream records what a finished backend exchange tells: the time to its
+// first body byte (for a stream: the first token) and the token counts u
+// (see UsageOf).
+func (m *Metrics) Upstream(ep Endpoint, backend string, firstByte time.Duration, u Usage) {
+	if ep >= numEndpoints {
+		ep = EndpointOther
+	}
+	b := m.backend(backend)
+	if firstByte > 0 {
+		slot := &b.ttft[ep]
+		h := slot.Load()
+		if h == nil {
+			h = m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`%s_time_to_first_token_seconds{endpoint=%q,backend="%s"}`,
+				m.ns, ep.String(), b.label), durationBuckets)
+			slot.Store(h)
+		}
+		h.Update(firstByte.Seconds())
+	}
+	if !u.OK {
+		return
+	}
+	model := m.models.label(u.Model)
+	m.tokens(model, b.label, "prompt").Add(u.Prompt)
+	m.tokens(model, b.label, "completion").Add(u.Completion)
+	if u.EvalNanos > 0 && u.Completion > 0 {
+		m.tokensPerSecond(model, b.label).Update(float64(u.Completion) / (float64(u.EvalNanos) / 1e9))
+	}
+}
+
+// UsageOf reads the token counts from the tail of a successful response of
+// endpoint ep: the final NDJSON line of /api/chat and /api/generate, the
+// usage of an OpenAI-compatible answer. It is called once, after the
+// stream ended: nothing is spent per chunk.
+func UsageOf(ep Endpoint, tail []byte) Usage {
+	if len(tail) == 0 {
+		return Usage{}
+	}
+	switch ep {
+	case EndpointChat, EndpointGenerate:
+		return ollamaUsage(tail)
+	case EndpointOpenAIChat, EndpointOpenAICompletions, EndpointOpenAIEmbeddings, EndpointOpenAIResponses:
+		return openAIUsage(tail)
+	}
+	return Usage{}
+}
+
+func (m *Metrics) tokens(model, backend, typ string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`%s_tokens_total{model="%s",backend="%s",type=%q}`, m.ns, model, backend, typ))
+}
+
+func (m *Metrics) tokensPerSecond(model, backend string) *metrics.PrometheusHistogram {
+	return m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`%s_tokens_per_second{model="%s",backend="%s"}`, m.ns, model, backend),
+		tokensPerSecondBuckets)
+}
+
+// Usage is what a response says about its tokens.
+type Usage struct {
+	OK                 bool   // the response carried counts
+	Model              string // as the backend named it
+	Prompt, Completion int    // tokens
+	EvalNanos          int64  // generation time, when reported (Ollama API)
+}
+
+// ollamaUsage reads the final NDJSON line of /api/chat or /api/generate
+// (or a whole non-streamed answer).
+func ollamaUsage(tail []byte) Usage {
+	line := lastLine(tail)
+	var v struct {
+		Model           string `json:"model"`
+		Done            bool   `json:"done"`
+		PromptEvalCount int    `json:"prompt_eval_count"`
+		EvalCount       int    `json:"eval_count"`
+		EvalDuration    int64  `json:"eval_duration"`
+	}
+	if json.Unmarshal(line, &v) != nil || !v.Done {
+		return Usage{}
+	}
+	return Usage{OK: true, Model: v.Model, Prompt: v.PromptEvalCount, Completion: v.EvalCount, EvalNanos: v.EvalDuration}
+}
+
+// openAIUsage finds the usage of an OpenAI-compatible answer: the SSE
+// chunk that carries it (stream_options.include_usage), or the whole JSON
+// body when it fits in the tail.
+func openAIUsage(tail []byte) Usage {
+	var v struct {
+		Model string `json:"model"`
+		Usage *struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	for rest := tail; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		line = bytes.TrimPrefix(bytes.TrimSpace(line), []byte("data: "))
+		if !bytes.Contains(line, []byte(`"usage"`)) {
+			continue
+		}
+		if json.Unmarshal(line, &v) == nil && v.Usage != nil {
+			return Usage{OK: true, Model: v.Model, Prompt: v.Usage.PromptTokens, Completion: v.Usage.CompletionTokens}
+		}
+	}
+	return Usage{}
+}
+
+func lastLine(b []byte) []byte {
+	b = bytes.TrimRight(b, "\r\n")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+// modelTable bounds the `model` label. Model names come from the backend's
+// own successful answers, so only models the backends serve can appear;
+// the cap guards against a backend with very many.
+type modelTable struct {
+	mu    sync.Mutex
+	max   int
+	names map[string]string
+}
+
+func (t *modelTable) label(model string) string {
+	if model == "" {
+		return "other"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.names[model]; ok {
+		return l
+	}
+	if t.names == nil {
+		t.names = map[string]string{}
+	}
+	if len(t.names) >= t.max {
+		return "other"
+	}
+	l := escapeLabel(model)
+	t.names[model] = l
+	return l
+}
+
+// writeBackendGauges writes <ns>_backend_up and <ns>_backend_in_flight for
+// the backends of the live configuration, read at scrape time.
+func (m *Metrics) writeBackendGauges(w io.Writer) {
+	if m.opts.Backends == nil {
+		return
+	}
+	fmt.Fprintf(w, "# HELP %s_backend_up Whether the Ollama backend is usable (1) or known down (0).\n# TYPE %s_backend_up gauge\n", m.ns, m.ns)
+	m.opts.Backends(func(name string, up bool, _ int64) {
+		v := 0
+		if up {
+			v = 1
+		}
+		fmt.Fprintf(w, "%s_backend_up{backend=\"%s\"} %d\n", m.ns, escapeLabel(name), v)
+	})
+	fmt.Fprintf(w, "# HELP %s_backend_in_flight Requests being served by the Ollama backend, streams included.\n# TYPE %s_backend_in_flight gauge\n", m.ns, m.ns)
+	m.opts.Backends(func(name string, _ bool, n int64) {
+		fmt.Fprintf(w, "%s_backend_in_flight{backend=\"%s\"} %d\n", m.ns, escapeLabel(name), n)
+	})
+}

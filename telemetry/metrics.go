@@ -1,0 +1,282 @@
+package telemetry
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Histogram buckets, in seconds: from 5 ms to 10 min, since one generation
+// can run for minutes.
+var durationBuckets = []float64{
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+}
+
+// tokensPerSecondBuckets covers CPU inference to fast GPUs.
+var tokensPerSecondBuckets = []float64{1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000}
+
+// AuthFailure says why a request was refused before reaching a backend:
+// the `reason` label of <ns>_auth_failures_total.
+type AuthFailure uint8
+
+// The reasons.
+const (
+	AuthMissingKey AuthFailure = iota
+	AuthInvalidKey
+	AuthForbiddenIP
+	AuthNotAdmin
+	AuthThrottled
+	numAuthFailures
+)
+
+var authFailureNames = [numAuthFailures]string{"missing_key", "invalid_key", "forbidden_ip", "not_admin", "throttled"}
+
+// Options configure Metrics.
+type Options struct {
+	// Namespace prefixes every metric name. Default "gateway".
+	Namespace string
+	// MaxIPLabels bounds the distinct `ip` label values of
+	// <ns>_requests_by_ip_total; later IPs are counted as ip="other".
+	// Default 1000.
+	MaxIPLabels int
+	// MaxModelLabels bounds the distinct `model` label values; later
+	// models are counted as model="other". Default 100.
+	MaxModelLabels int
+	// Gauges, if set, are called at scrape time.
+	APIKeys func() int
+	Servers func() int
+	// Backends, if set, is called at scrape time for the per-backend
+	// gauges: each backend's name, whether it is up, and its requests in
+	// flight.
+	Backends func(yield func(name string, up bool, inFlight int64))
+}
+
+// Metrics holds the metric handles of one namespace. Recording methods are
+// safe for concurrent use and do not allocate once a label set was seen.
+type Metrics struct {
+	set  *metrics.Set
+	ns   string
+	opts Options
+
+	pairs [numMethods][numEndpoints]atomic.Pointer[pairMetrics]
+	ips   ipTable
+
+	rateLimited *metrics.Counter
+	authFails   [numAuthFailures]*metrics.Counter
+	reloadOK    *metrics.Counter
+	reloadFail  *metrics.Counter
+
+	mu       sync.Mutex // guards creation of the maps' entries below
+	backends sync.Map   // backend name -> *backendMetrics (few, stable keys)
+	models   modelTable
+}
+
+// pairMetrics are the handles of one (method, endpoint) pair.
+type pairMetrics struct {
+	duration         *metrics.PrometheusHistogram
+	success, failure *metrics.Counter
+	status           [500]atomic.Pointer[metrics.Counter] // by status-100
+	method, endpoint string
+}
+
+// New returns the metrics of opts.Namespace.
+func New(opts Options) *Metrics {
+	if opts.Namespace == "" {
+		opts.Namespace = "gateway"
+	}
+	if opts.MaxIPLabels <= 0 {
+		opts.MaxIPLabels = 1000
+	}
+	if opts.MaxModelLabels <= 0 {
+		opts.MaxModelLabels = 100
+	}
+	m := &Metrics{set: metrics.NewSet(), ns: opts.Namespace, opts: opts}
+	m.ips.init(opts.MaxIPLabels)
+	m.models.max = opts.MaxModelLabels
+	m.rateLimited = m.set.NewCounter(m.ns + "_rate_limited_total")
+	for r := range numAuthFailures {
+		m.authFails[r] = m.set.NewCounter(fmt.Sprintf(`%s_auth_failures_total{reason=%q}`, m.ns, authFailureNames[r]))
+	}
+	m.reloadOK = m.set.NewCounter(m.ns + `_config_reloads_total{result="success"}`)
+	m.reloadFail = m.set.NewCounter(m.ns + `_config_reloads_total{result="failure"}`)
+	if opts.APIKeys != nil {
+		m.set.NewGauge(m.ns+"_apikeys_total", func() float64 { return float64(opts.APIKeys()) })
+	}
+	if opts.Servers != nil {
+		m.set.NewGauge(m.ns+"_ollama_servers_total", func() float64 { return float64(opts.Servers()) })
+	}
+	return m
+}
+
+// Namespace returns the metric name prefix.
+func (m *Metrics) Namespace() string { return m.ns }
+
+func (m *Metrics) pair(method Method, ep Endpoint) *pairMetrics {
+	if method >= numMethods {
+		method = MethodOther
+	}
+	if ep >= numEndpoints {
+		ep = EndpointOther
+	}
+	slot := &m.pairs[method][ep]
+	if p := slot.Load(); p != nil {
+		return p
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := slot.Load(); p != nil {
+		return p
+	}
+	labels := fmt.Sprintf(`{method=%q,endpoint=%q}`, method.String(), ep.String())
+	p := &pairMetrics{
+		duration: m.set.NewPrometheusHistogramExt(m.ns+"_requests_duration_seconds"+labels, durationBuckets),
+		success:  m.set.NewCounter(m.ns + "_requests_success_total" + labels),
+		failure:  m.set.NewCounter(m.ns + "_requests_failure_total" + labels),
+		method:   method.String(),
+		endpoint: ep.String(),
+	}
+	slot.Store(p)
+	return p
+}
+
+func (m *Metrics) statusCounter(p *pairMetrics, status int) *metrics.Counter {
+	if status < 100 || status > 599 {
+		status = 599
+	}
+	slot := &p.status[status-100]
+	if c := slot.Load(); c != nil {
+		return c
+	}
+	c := m.set.GetOrCreateCounter(fmt.Sprintf(`%s_requests_total{method=%q,endpoint=%q,status="%d"}`, m.ns, p.method, p.endpoint, status))
+	slot.Store(c)
+	return c
+}
+
+// Request records one finished request: the spec's request counters, the
+// duration histogram and the per-IP counter.
+func (m *Metrics) Request(method Method, ep Endpoint, status int, d time.Duration, ip netip.Addr) {
+	p := m.pair(method, ep)
+	m.statusCounter(p, status).Inc()
+	p.duration.Update(d.Seconds())
+	if status >= 200 && status < 300 {
+		p.success.Inc()
+	} else {
+		p.failure.Inc()
+	}
+	m.ips.counter(m, ip, ep, status).Inc()
+}
+
+// RateLimited counts a request refused by the rate or concurrency limit.
+func (m *Metrics) RateLimited() { m.rateLimited.Inc() }
+
+// AuthFailed counts a request refused by access control.
+func (m *Metrics) AuthFailed(r AuthFailure) {
+	if r < numAuthFailures {
+		m.authFails[r].Inc()
+	}
+}
+
+// Reload counts a configuration reload.
+func (m *Metrics) Reload(ok bool) {
+	if ok {
+		m.reloadOK.Inc()
+	} else {
+		m.reloadFail.Inc()
+	}
+}
+
+// WritePrometheus writes every metric in the Prometheus text format, with
+// HELP and TYPE lines, followed by Go runtime and process metrics.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	m.set.WritePrometheus(w)
+	m.writeBackendGauges(w)
+	metrics.WriteProcessMetrics(w)
+}
+
+// escapeLabel escapes a label value for the Prometheus text format.
+func escapeLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	return strings.ReplaceAll(s, "\n", `\n`)
+}
+
+// ipTable bounds the `ip` label: the first max distinct IPs get their own
+// series, later ones share ip="other". Sharded to keep the lock per
+// request short and uncontended.
+type ipTable struct {
+	max      int
+	distinct atomic.Int64
+	shards   [16]ipShard
+}
+
+type ipShard struct {
+	mu       sync.RWMutex
+	counters map[ipSeries]*metrics.Counter
+	known    map[netip.Addr]bool
+}
+
+type ipSeries struct {
+	ip     netip.Addr // zero for "other"
+	ep     Endpoint
+	status uint16
+}
+
+func (t *ipTable) init(max int) {
+	t.max = max
+	for i := range t.shards {
+		t.shards[i].counters = map[ipSeries]*metrics.Counter{}
+		t.shards[i].known = map[netip.Addr]bool{}
+	}
+}
+
+func (t *ipTable) counter(m *Metrics, ip netip.Addr, ep Endpoint, status int) *metrics.Counter {
+	ip = ip.Unmap()
+	key := ipSeries{ip: ip, ep: ep, status: uint16(status)}
+	sh := &t.shards[shardOf(ip)]
+	sh.mu.RLock()
+	c, ok := sh.counters[key]
+	if !ok && (!ip.IsValid() || (!sh.known[ip] && t.distinct.Load() >= int64(t.max))) {
+		key.ip = netip.Addr{}
+		c, ok = sh.counters[key]
+	}
+	sh.mu.RUnlock()
+	if ok {
+		return c
+	}
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	label := "other"
+	switch {
+	case !key.ip.IsValid():
+	case sh.known[ip]:
+		label = ip.String()
+	case t.distinct.Add(1) <= int64(t.max):
+		sh.known[ip] = true
+		label = ip.String()
+	default:
+		t.distinct.Add(-1)
+		key.ip = netip.Addr{}
+	}
+	if c, ok := sh.counters[key]; ok {
+		return c
+	}
+	c = m.set.GetOrCreateCounter(fmt.Sprintf(`%s_requests_by_ip_total{ip=%q,endpoint=%q,status="%d"}`,
+		m.ns, label, ep.String(), status))
+	sh.counters[key] = c
+	return c
+}
+
+func shardOf(a netip.Addr) int {
+	b := a.As16()
+	return int(b[15]^b[13]^b[11]) & 15
+}
