@@ -40,10 +40,13 @@ func startBackend(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// startGateway runs the real gateway handler in front of backend.
-func startGateway(b *testing.B, backend string) string {
+// startGateway runs the real gateway handler in front of backend, with
+// auth, rate limiting, the access log off and metrics on or off.
+func startGateway(b *testing.B, backend string, metricsOn bool) string {
 	b.Helper()
 	cfg := config.Default()
+	cfg.Metrics.Enabled = metricsOn
+	cfg.Logging = false
 	cfg.OllamaAddresses = []string{"http://" + backend}
 	cfg.APIKeys = []string{benchKey}
 	// Features on, as in production: a limit no client reaches.
@@ -111,6 +114,7 @@ func drive(b *testing.B, addr string) {
 func BenchmarkProxySmall(b *testing.B) {
 	backend := startBackend(b)
 	b.Run("direct", func(b *testing.B) { drive(b, backend) })
-	b.Run("gateway", func(b *testing.B) { drive(b, startGateway(b, backend)) })
+	b.Run("gateway", func(b *testing.B) { drive(b, startGateway(b, backend, true)) })
+	b.Run("gateway-metrics-off", func(b *testing.B) { drive(b, startGateway(b, backend, false)) })
 	b.Run("httputil", func(b *testing.B) { drive(b, startHTTPUtil(b, backend)) })
 }

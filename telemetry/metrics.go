@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
@@ -96,6 +97,8 @@ func New(opts Options) *Metrics {
 	if opts.MaxModelLabels <= 0 {
 		opts.MaxModelLabels = 100
 	}
+	// HELP and TYPE lines: a setting of the metrics library as a whole.
+	metrics.ExposeMetadata(true)
 	m := &Metrics{set: metrics.NewSet(), ns: opts.Namespace, opts: opts}
 	m.ips.init(opts.MaxIPLabels)
 	m.models.max = opts.MaxModelLabels
@@ -194,9 +197,53 @@ func (m *Metrics) Reload(ok bool) {
 // WritePrometheus writes every metric in the Prometheus text format, with
 // HELP and TYPE lines, followed by Go runtime and process metrics.
 func (m *Metrics) WritePrometheus(w io.Writer) {
-	m.set.WritePrometheus(w)
-	m.writeBackendGauges(w)
-	metrics.WriteProcessMetrics(w)
+	var buf bytes.Buffer
+	m.set.WritePrometheus(&buf)
+	m.writeBackendGauges(&buf)
+	metrics.WriteProcessMetrics(&buf)
+	m.writeWithHelp(w, buf.Bytes())
+}
+
+// help describes the gateway's own metric families (without namespace).
+var help = map[string]string{
+	"requests_total":              "HTTP requests handled, by method, route class and status.",
+	"requests_duration_seconds":   "Time from request to the last response byte, by method and route class.",
+	"requests_by_ip_total":        "HTTP requests by client IP (a bounded set; the rest as ip=\"other\"), route class and status.",
+	"requests_success_total":      "HTTP requests answered 2xx, by method and route class.",
+	"requests_failure_total":      "HTTP requests answered with any other status (401, 403 and 429 included).",
+	"apikeys_total":               "Number of active API keys.",
+	"ollama_servers_total":        "Number of configured Ollama servers.",
+	"rate_limited_total":          "Requests refused by the rate or concurrency limit.",
+	"auth_failures_total":         "Requests refused by access control, by reason.",
+	"config_reloads_total":        "Configuration reloads, by result.",
+	"backend_errors_total":        "Failed attempts to reach an Ollama backend, by kind.",
+	"time_to_first_token_seconds": "Time from request to the first response body byte from the backend (the first token of a stream).",
+	"tokens_total":                "Tokens reported by the backends, by model and type (prompt or completion).",
+	"tokens_per_second":           "Generation speed reported by the backends (eval_count / eval_duration).",
+}
+
+// writeWithHelp copies an exposition to w, completing the bare "# HELP
+// name" lines VictoriaMetrics writes with a description.
+func (m *Metrics) writeWithHelp(w io.Writer, b []byte) {
+	prefix := m.ns + "_"
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i+1], b[i+1:]
+		} else {
+			b = nil
+		}
+		name, ok := bytes.CutPrefix(bytes.TrimRight(line, "\n"), []byte("# HELP "))
+		if !ok || bytes.IndexByte(name, ' ') >= 0 {
+			w.Write(line)
+			continue
+		}
+		text := help[strings.TrimPrefix(string(name), prefix)]
+		if text == "" || !bytes.HasPrefix(name, []byte(prefix)) {
+			text = "Go runtime or process metric " + string(name) + "."
+		}
+		fmt.Fprintf(w, "# HELP %s %s\n", name, text)
+	}
 }
 
 // escapeLabel escapes a label value for the Prometheus text format.

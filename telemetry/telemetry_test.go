@@ -1,0 +1,241 @@
+package telemetry
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClassifyPath(t *testing.T) {
+	tests := []struct {
+		path string
+		want string
+	}{
+		{"/", "/"},
+		{"/api/chat", "/api/chat"},
+		{"/api/chat/", "other"},
+		{"/api/generate", "/api/generate"},
+		{"/api/blobs/sha256:abc", "/api/blobs/:digest"},
+		{"/v1/chat/completions", "/v1/chat/completions"},
+		{"/v1/models/llama3.2", "/v1/models/:model"},
+		{"/random/path/123", "other"},
+		{"/config/reload", "/config/reload"},
+	}
+	for _, tt := range tests {
+		if got := ClassifyPath([]byte(tt.path)).String(); got != tt.want {
+			t.Errorf("ClassifyPath(%q) = %q; want %q", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestClassifyMethod(t *testing.T) {
+	for in, want := range map[string]string{"GET": "GET", "POST": "POST", "get": "OTHER", "PROPFIND": "OTHER", "": "OTHER", "OPTIONS": "OPTIONS"} {
+		if got := ClassifyMethod([]byte(in)).String(); got != want {
+			t.Errorf("ClassifyMethod(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func expose(m *Metrics) string {
+	var b bytes.Buffer
+	m.WritePrometheus(&b)
+	return b.String()
+}
+
+// value returns the sample of series in an exposition, or -1.
+func value(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("series %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+func TestRequestCounters(t *testing.T) {
+	m := New(Options{Namespace: "gw", APIKeys: func() int { return 3 }, Servers: func() int { return 2 }})
+	ip := netip.MustParseAddr("10.0.0.1")
+	for range 7 {
+		m.Request(MethodPost, EndpointChat, 200, 1500*time.Millisecond, ip)
+	}
+	m.Request(MethodPost, EndpointChat, 401, time.Millisecond, ip)
+	m.Request(MethodGet, EndpointTags, 429, time.Millisecond, ip)
+	out := expose(m)
+	checks := map[string]float64{
+		`gw_requests_total{method="POST",endpoint="/api/chat",status="200"}`:               7,
+		`gw_requests_total{method="POST",endpoint="/api/chat",status="401"}`:               1,
+		`gw_requests_success_total{method="POST",endpoint="/api/chat"}`:                    7,
+		`gw_requests_failure_total{method="POST",endpoint="/api/chat"}`:                    1,
+		`gw_requests_failure_total{method="GET",endpoint="/api/tags"}`:                     1,
+		`gw_requests_duration_seconds_count{method="POST",endpoint="/api/chat"}`:           8,
+		`gw_requests_duration_seconds_bucket{method="POST",endpoint="/api/chat",le="1"}`:   1,
+		`gw_requests_duration_seconds_bucket{method="POST",endpoint="/api/chat",le="2.5"}`: 8,
+		`gw_requests_by_ip_total{ip="10.0.0.1",endpoint="/api/chat",status="200"}`:         7,
+		`gw_apikeys_total`:        3,
+		`gw_ollama_servers_total`: 2,
+	}
+	for series, want := range checks {
+		if got := value(t, out, series); got != want {
+			t.Errorf("%s = %v; want %v", series, got, want)
+		}
+	}
+	if !strings.Contains(out, "# TYPE gw_requests_duration_seconds histogram") || !strings.Contains(out, "# HELP gw_requests_total HTTP requests") {
+		t.Error("HELP/TYPE metadata missing")
+	}
+	if !strings.Contains(out, "process_resident_memory_bytes") && !strings.Contains(out, "go_goroutines") {
+		t.Error("Go runtime/process metrics missing")
+	}
+}
+
+func TestIPLabelsBounded(t *testing.T) {
+	m := New(Options{MaxIPLabels: 3})
+	for i := range 50 {
+		m.Request(MethodGet, EndpointTags, 200, time.Millisecond, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+	}
+	out := expose(m)
+	if n := strings.Count(out, "gateway_requests_by_ip_total{"); n != 4 {
+		t.Errorf("%d by-ip series; want 3 IPs + other", n)
+	}
+	if got := value(t, out, `gateway_requests_by_ip_total{ip="other",endpoint="/api/tags",status="200"}`); got != 47 {
+		t.Errorf("ip=other = %v; want 47", got)
+	}
+}
+
+func TestRandomPathsAddNoSeries(t *testing.T) {
+	m := New(Options{})
+	ip := netip.MustParseAddr("10.0.0.1")
+	m.Request(MethodGet, ClassifyPath([]byte("/x")), 404, time.Millisecond, ip)
+	before := strings.Count(expose(m), "\n")
+	for i := range 10000 {
+		m.Request(MethodGet, ClassifyPath(fmt.Appendf(nil, "/random/%d", i)), 404, time.Millisecond, ip)
+	}
+	if after := strings.Count(expose(m), "\n"); after-before > 40 { // process metrics vary a little
+		t.Errorf("10,000 random paths grew the exposition from %d to %d lines", before, after)
+	}
+}
+
+func TestUsageOf(t *testing.T) {
+	chat := `{"model":"llama3.2","message":{"role":"assistant","content":"x"},"done":false}` + "\n" +
+		`{"model":"llama3.2","created_at":"2026-11-24T10:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":9,"prompt_eval_count":26,"eval_count":5,"eval_duration":500000000}` + "\n"
+	sse := "data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n" +
+		"data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":5,\"total_tokens\":16}}\n\n" +
+		"data: [DONE]\n\n"
+	openai := `{"id":"c","object":"chat.completion","model":"qwen","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}` + "\n"
+	tests := []struct {
+		ep   Endpoint
+		tail string
+		want Usage
+	}{
+		{EndpointChat, chat, Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
+		{EndpointGenerate, chat[strings.Index(chat, "\n")+1:], Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
+		{EndpointChat, `{"model":"m","done":false}` + "\n", Usage{}},
+		{EndpointOpenAIChat, sse, Usage{OK: true, Model: "llama3.2", Prompt: 11, Completion: 5}},
+		{EndpointOpenAIChat, openai, Usage{OK: true, Model: "qwen", Prompt: 3, Completion: 4}},
+		{EndpointTags, chat, Usage{}},
+		{EndpointChat, "garbage", Usage{}},
+	}
+	for i, tt := range tests {
+		if got := UsageOf(tt.ep, []byte(tt.tail)); got != tt.want {
+			t.Errorf("case %d: UsageOf = %+v; want %+v", i, got, tt.want)
+		}
+	}
+}
+
+func TestUpstreamTokens(t *testing.T) {
+	m := New(Options{MaxModelLabels: 1})
+	u := Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}
+	m.Upstream(EndpointChat, "http://gpu1:11434", 200*time.Millisecond, u)
+	m.Upstream(EndpointChat, "http://gpu1:11434", 100*time.Millisecond, Usage{OK: true, Model: "other-model", Prompt: 1, Completion: 2})
+	m.BackendError("http://gpu1:11434", "connect")
+	out := expose(m)
+	checks := map[string]float64{
+		`gateway_tokens_total{model="llama3.2",backend="http://gpu1:11434",type="prompt"}`:            26,
+		`gateway_tokens_total{model="llama3.2",backend="http://gpu1:11434",type="completion"}`:        5,
+		`gateway_tokens_total{model="other",backend="http://gpu1:11434",type="completion"}`:           2,
+		`gateway_tokens_per_second_count{model="llama3.2",backend="http://gpu1:11434"}`:               1,
+		`gateway_tokens_per_second_bucket{model="llama3.2",backend="http://gpu1:11434",le="10"}`:      1,
+		`gateway_time_to_first_token_seconds_count{endpoint="/api/chat",backend="http://gpu1:11434"}`: 2,
+		`gateway_backend_errors_total{backend="http://gpu1:11434",kind="connect"}`:                    1,
+	}
+	for series, want := range checks {
+		if got := value(t, out, series); got != want {
+			t.Errorf("%s = %v; want %v", series, got, want)
+		}
+	}
+}
+
+func TestRequestNoAllocs(t *testing.T) {
+	m := New(Options{})
+	ip := netip.MustParseAddr("10.0.0.1")
+	m.Request(MethodPost, EndpointChat, 200, time.Second, ip)
+	if n := testing.AllocsPerRun(1000, func() { m.Request(MethodPost, EndpointChat, 200, time.Second, ip) }); n != 0 {
+		t.Errorf("Request allocates %v times per call; want 0", n)
+	}
+}
+
+// TestPromtoolAcceptsExposition runs `promtool check metrics` (Debian
+// package prometheus) on a full exposition. Outside CI it skips when
+// promtool is missing; in CI (CI set) a missing promtool fails.
+func TestPromtoolAcceptsExposition(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not installed in CI")
+		}
+		t.Skip("promtool not installed")
+	}
+	m := New(Options{
+		APIKeys: func() int { return 1 }, Servers: func() int { return 1 },
+		Backends: func(yield func(string, bool, int64)) { yield("http://localhost:11434/", true, 2) },
+	})
+	ip := netip.MustParseAddr("::1")
+	m.Request(MethodPost, EndpointChat, 200, time.Second, ip)
+	m.Request(MethodGet, EndpointOther, 404, time.Millisecond, ip)
+	m.Upstream(EndpointChat, "http://localhost:11434/", time.Second, Usage{OK: true, Model: "llama3.2", Prompt: 1, Completion: 5, EvalNanos: 1e9})
+	m.BackendError("http://localhost:11434/", "timeout")
+	m.AuthFailed(AuthInvalidKey)
+	m.RateLimited()
+	m.Reload(true)
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(expose(m))
+	out, err := cmd.CombinedOutput()
+	// Allowed lints: the spec names two gauges *_total (a contract), and
+	// the Go runtime and process metrics are named by the metrics library.
+	// Any parse error or lint of our own metrics fails.
+	var problems []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		switch {
+		case line == "",
+			strings.HasPrefix(line, "go_"), strings.HasPrefix(line, "process_"),
+			strings.HasPrefix(line, "gateway_apikeys_total non-counter metrics should not have \"_total\" suffix"),
+			strings.HasPrefix(line, "gateway_ollama_servers_total non-counter metrics should not have \"_total\" suffix"):
+			continue
+		}
+		problems = append(problems, line)
+	}
+	if len(problems) > 0 {
+		t.Errorf("promtool check metrics (%v):\n%s", err, strings.Join(problems, "\n"))
+	}
+}
+
+func BenchmarkMetricsHotPath(b *testing.B) {
+	m := New(Options{})
+	ip := netip.MustParseAddr("10.0.0.1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Request(MethodPost, EndpointChat, 200, 20*time.Millisecond, ip)
+		}
+	})
+}
