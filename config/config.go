@@ -26,6 +26,8 @@ const (
 	defaultClientIdleTimeoutSeconds         = 120
 	defaultShutdownTimeoutSeconds           = 30
 	defaultAuthFailuresPerMinute            = 10
+	defaultFailThreshold                    = 2
+	defaultRiseThreshold                    = 1
 )
 
 // Config is the parsed config.json: plain data with no behaviour beyond
@@ -81,6 +83,12 @@ type LoadBalancer struct {
 	// HealthCheckTimeoutInMilliseconds is how long one health check may
 	// take, in milliseconds. Default 5000; must be >= 1.
 	HealthCheckTimeoutInMilliseconds int `json:"healthCheckTimeoutInMilliseconds"`
+	// FailThreshold is how many consecutive failed checks mark a backend
+	// down, so one blip does not flap it. Default 2; must be >= 1.
+	FailThreshold int `json:"failThreshold,omitempty"`
+	// RiseThreshold is how many consecutive successful checks bring a down
+	// backend back. Default 1; must be >= 1.
+	RiseThreshold int `json:"riseThreshold,omitempty"`
 }
 
 // RateLimit limits how many requests one client may make in a time window.
@@ -194,6 +202,8 @@ func Default() Config {
 			HealthCheckIntervalInSeconds:     defaultHealthCheckIntervalInSeconds,
 			HealthCheckEndpoint:              defaultHealthCheckEndpoint,
 			HealthCheckTimeoutInMilliseconds: defaultHealthCheckTimeoutInMilliseconds,
+			FailThreshold:                    defaultFailThreshold,
+			RiseThreshold:                    defaultRiseThreshold,
 		},
 		GatewayAddress: defaultGatewayAddress,
 		Logging:        true,

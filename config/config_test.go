@@ -72,6 +72,8 @@ func TestParseDefaults(t *testing.T) {
 			HealthCheckIntervalInSeconds:     30,
 			HealthCheckEndpoint:              "/",
 			HealthCheckTimeoutInMilliseconds: 5000,
+			FailThreshold:                    2,
+			RiseThreshold:                    1,
 		},
 		GatewayAddress: "0.0.0.0:8080",
 		Logging:        true,
@@ -134,7 +136,7 @@ func TestParseExplicitValuesWin(t *testing.T) {
 	}
 	want := Config{
 		OllamaAddresses: []string{"http://a:11434/", "https://b.example/ollama"},
-		LoadBalancer:    LoadBalancer{5, "/api/version", 250},
+		LoadBalancer:    LoadBalancer{5, "/api/version", 250, 2, 1},
 		GatewayAddress:  "127.0.0.1:9000",
 		Logging:         false,
 		AuthHeaderName:  "X-Api-Key",

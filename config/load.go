@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -27,14 +26,21 @@ var errEmpty = errors.New("empty file")
 //
 // The returned error wraps the underlying ones, so errors.As finds a
 // [*FieldError] or an *fs.PathError.
+//
+// Recovery: when the file does not parse but path+".new" does, and the
+// file holds what an interrupted in-place rewrite to path+".new" leaves (a
+// prefix of it, possibly with zeroed blocks; see [WriteFileAtomic]), Load
+// returns the config of path+".new" and restores it over path with
+// WriteFileAtomic, then removes path+".new". Restoring is best effort: if
+// it fails, path+".new" stays and the next Load recovers again. A
+// path+".new" is ignored when the file parses or was edited otherwise, so
+// a stale one never overrides the operator's file. Load writes nothing in
+// any other case; like WriteFileAtomic it must not run concurrently with
+// a write of the same file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	_, c, err := load(osFS{}, path)
 	if err != nil {
-		return nil, &fileError{path: path, err: err}
-	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, &fileError{path: path, err: err}
+		return nil, err
 	}
 	return c, nil
 }

@@ -44,6 +44,8 @@ func (c *Config) Validate() error {
 	v.atLeast("loadBalancer.healthCheckIntervalInSeconds", int64(lb.HealthCheckIntervalInSeconds), 1)
 	v.path("loadBalancer.healthCheckEndpoint", lb.HealthCheckEndpoint)
 	v.atLeast("loadBalancer.healthCheckTimeoutInMilliseconds", int64(lb.HealthCheckTimeoutInMilliseconds), 1)
+	v.atLeast("loadBalancer.failThreshold", int64(lb.FailThreshold), 1)
+	v.atLeast("loadBalancer.riseThreshold", int64(lb.RiseThreshold), 1)
 
 	v.gatewayAddress(c.GatewayAddress)
 	v.headerName("authHeaderName", c.AuthHeaderName)

@@ -157,7 +157,7 @@ func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 	lk := limiter.IDKey(r.key.ID)
 	r.rate = g.limits.Allow(lk, p.rateFor(r.key), ctx.Time())
 	if !r.rate.Allowed {
-		if m := g.metrics; m != nil {
+		if m := g.metrics.Load(); m != nil {
 			m.RateLimited()
 		}
 		tooMany(ctx, r.rate, "rate limit exceeded")
@@ -167,7 +167,7 @@ func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 	if p.maxConcurrent > 0 {
 		slot, ok := g.conc.Acquire(lk, p.maxConcurrent)
 		if !ok {
-			if m := g.metrics; m != nil {
+			if m := g.metrics.Load(); m != nil {
 				m.RateLimited()
 			}
 			proxy.WriteError(ctx, fasthttp.StatusTooManyRequests, "too many concurrent requests")
@@ -180,7 +180,7 @@ func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 
 // refuse counts an access-control refusal.
 func (g *Gateway) refuse(reason telemetry.AuthFailure) {
-	if m := g.metrics; m != nil {
+	if m := g.metrics.Load(); m != nil {
 		m.AuthFailed(reason)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/health"
 	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/proxy"
 	"github.com/ollamagw/ollama-gateway/telemetry"
@@ -37,17 +39,17 @@ type State struct {
 	metricsPath string // "" when metrics are off
 }
 
-// newState builds a snapshot from cfg, which must be valid
-// (config.Config.Validate).
-func (g *Gateway) newState(cfg *config.Config) (*State, error) {
+// buildState builds a snapshot from cfg, which must be valid
+// (config.Config.Validate), taking backends from reuse by address where
+// present.
+func (g *Gateway) buildState(cfg *config.Config, reuse map[string]*proxy.Backend) (*State, error) {
 	backends := make([]*proxy.Backend, 0, len(cfg.OllamaAddresses))
-	opts := proxy.BackendOptions{
-		MaxConns:         cfg.Proxy.MaxConnsPerBackend,
-		ConnWaitTimeout:  cfg.Proxy.ConnWaitTimeout(),
-		FirstByteTimeout: cfg.Proxy.FirstByteTimeout(),
-		IdleTimeout:      cfg.Proxy.StreamIdleTimeout(),
-	}
+	opts := backendOptions(cfg)
 	for i, addr := range cfg.OllamaAddresses {
+		if b, ok := reuse[addr]; ok {
+			backends = append(backends, b)
+			continue
+		}
 		b, err := proxy.NewBackend(addr, opts)
 		if err != nil {
 			return nil, fmt.Errorf("ollamaAddresses[%d]: %w", i, err)
@@ -92,14 +94,23 @@ type Gateway struct {
 	conc   *limiter.Concurrency
 	// metrics is nil when metrics are off: the request path then skips
 	// them at the cost of a nil check.
-	metrics *telemetry.Metrics
-	stop    context.CancelFunc
-	done    chan struct{}
+	metrics atomic.Pointer[telemetry.Metrics]
+
+	path       string     // the configuration file, "" if none
+	stamp      fileStamp  // of path, when New ran
+	reloadMu   sync.Mutex // serializes reloads and key generation
+	checker    atomic.Pointer[health.Checker]
+	healthStop context.CancelFunc // guarded by reloadMu
+	healthDone chan struct{}
+
+	ctx  context.Context // canceled by Close
+	stop context.CancelFunc
+	bg   sync.WaitGroup // background goroutines
 }
 
 // New returns a gateway serving cfg. log receives startup, error and (when
 // enabled) access logs; nil means slog.Default().
-func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -108,23 +119,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		log:    log,
 		limits: local,
 		conc:   limiter.NewConcurrency(limiter.Options{}),
-		done:   make(chan struct{}),
 	}
-	st, err := g.newState(cfg)
+	for _, o := range opts {
+		o(g)
+	}
+	if g.path != "" {
+		g.stamp = statOf(g.path)
+	}
+	st, err := g.buildState(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	g.state.Store(st)
 	if cfg.Metrics.Enabled {
-		g.metrics = g.newMetrics(cfg.Metrics.Namespace)
+		g.metrics.Store(g.newMetrics(cfg.Metrics.Namespace))
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	g.stop = stop
+	g.ctx, g.stop = context.WithCancel(context.Background())
+	g.bg.Add(1)
 	go func() {
-		defer close(g.done)
+		defer g.bg.Done()
 		// Idle buckets are dropped so memory follows active clients.
-		local.Run(ctx, time.Minute)
+		local.Run(g.ctx, time.Minute)
 	}()
+	g.reloadMu.Lock()
+	g.startHealth(st)
+	g.reloadMu.Unlock()
 	if st.policy.keys.Len() == 0 {
 		log.Warn("no apiKeys configured: every request will be refused with 401")
 	}
@@ -137,6 +156,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	r.HandleMethodNotAllowed = false
 	r.HandleOPTIONS = false
 	r.ANY("/config/{path:*}", g.serveConfig)
+	r.GET("/healthz", g.serveLive)
+	r.HEAD("/healthz", g.serveLive)
+	r.GET("/readyz", g.serveReady)
+	r.HEAD("/readyz", g.serveReady)
 	r.NotFound = g.serveProxy
 	r.PanicHandler = g.recoverPanic
 	g.router = r
@@ -160,8 +183,16 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 
 // backendError counts a failed attempt to reach a backend.
 func (g *Gateway) backendError(b *proxy.Backend, err error) {
-	if m := g.metrics; m != nil {
-		m.BackendError(b.Name(), proxy.FailureKind(err))
+	kind := proxy.FailureKind(err)
+	if m := g.metrics.Load(); m != nil {
+		m.BackendError(b.Name(), kind)
+	}
+	// Passive health: a refused connection is conclusive, eject at once;
+	// the next active check can bring the backend back.
+	if kind == "connect" {
+		if c := g.checker.Load(); c != nil {
+			c.ReportFailure(b, err)
+		}
 	}
 }
 
@@ -169,7 +200,14 @@ func (g *Gateway) backendError(b *proxy.Backend, err error) {
 // first.
 func (g *Gateway) Close() {
 	g.stop()
-	<-g.done
+	g.reloadMu.Lock()
+	if g.healthStop != nil {
+		g.healthStop()
+		<-g.healthDone
+		g.healthStop = nil
+	}
+	g.reloadMu.Unlock()
+	g.bg.Wait()
 }
 
 // State returns the live snapshot.
@@ -216,12 +254,7 @@ func (g *Gateway) serveConfig(ctx *fasthttp.RequestCtx) {
 	if !g.checkIP(ctx, p, r) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) || !g.adminAllowed(ctx, st, r) {
 		return
 	}
-	switch string(ctx.Path()) {
-	case "/config/reload", "/config/new-key":
-		proxy.WriteError(ctx, fasthttp.StatusNotImplemented, "not implemented in this version")
-	default:
-		proxy.WriteError(ctx, fasthttp.StatusNotFound, "unknown gateway endpoint")
-	}
+	g.serveAdmin(ctx)
 }
 
 // adminAllowed applies the admin scope to an authenticated request: an

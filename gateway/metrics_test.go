@@ -93,7 +93,7 @@ func TestMetricsEndpointOptions(t *testing.T) {
 	if !strings.Contains(out, "ogw_apikeys_total 1") || strings.Contains(out, "\ngateway_") {
 		t.Error("metrics.namespace not applied")
 	}
-	if fake.Requests() != 0 {
+	if fake.RequestsTo("/prom") != 0 {
 		t.Error("metrics request reached Ollama")
 	}
 

@@ -489,7 +489,7 @@ func TestGatewayNamespace(t *testing.T) {
 	if status != 404 || !strings.Contains(body, `"error"`) {
 		t.Errorf("/config/nope = %d %s; want 404 JSON", status, body)
 	}
-	if fake.Requests() != 0 {
+	if fake.RequestsTo("/config/nope") != 0 {
 		t.Error("a /config/ request reached Ollama")
 	}
 }

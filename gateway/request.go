@@ -49,7 +49,7 @@ func (r *request) Finish(res *proxy.Result) {
 	if res.Status == fasthttp.StatusOK && res.Backend != nil {
 		u = telemetry.UsageOf(r.ep, res.Tail())
 	}
-	if m := g.metrics; m != nil {
+	if m := g.metrics.Load(); m != nil {
 		m.Request(r.method, r.ep, res.Status, time.Since(r.start), r.ip)
 		if res.Backend != nil {
 			m.Upstream(r.ep, res.Backend.Name(), res.FirstByte, u)
@@ -99,8 +99,13 @@ func (r *request) log(res *proxy.Result, u telemetry.Usage) {
 
 // serveMetrics answers the metrics endpoint in the Prometheus text format.
 func (g *Gateway) serveMetrics(ctx *fasthttp.RequestCtx) {
+	m := g.metrics.Load()
+	if m == nil { // turned off by a reload an instant ago
+		proxy.WriteError(ctx, fasthttp.StatusNotFound, "metrics are disabled")
+		return
+	}
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	var buf bytes.Buffer
-	g.metrics.WritePrometheus(&buf)
+	m.WritePrometheus(&buf)
 	ctx.SetBody(buf.Bytes())
 }

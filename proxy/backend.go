@@ -176,6 +176,15 @@ func (b *Backend) SetState(s State) (changed bool) {
 	return State(b.state.Swap(int32(s))) != s
 }
 
+// SetHealthy records the result of a health check (up or down) and reports
+// whether the state changed. It makes Backend a health.Target.
+func (b *Backend) SetHealthy(up bool) (changed bool) {
+	if up {
+		return b.SetState(StateUp)
+	}
+	return b.SetState(StateDown)
+}
+
 // Available reports whether the backend may receive new requests: it is
 // not known to be down.
 func (b *Backend) Available() bool { return State(b.state.Load()) != StateDown }

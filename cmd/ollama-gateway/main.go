@@ -4,12 +4,18 @@
 // Usage:
 //
 //	ollama-gateway [-config config.json] [-version]
+//	ollama-gateway keys new  [-config config.json]
+//	ollama-gateway keys list [-config config.json]
 //
 // The configuration path defaults to $OLLAMA_GATEWAY_CONFIG, else
 // config.json. A missing or invalid configuration exits with status 2 and a
 // message naming the field and the problem. SIGINT or SIGTERM stop accepting
 // connections and let streams in flight finish for up to
-// proxy.shutdownTimeoutSeconds; a second signal exits at once.
+// proxy.shutdownTimeoutSeconds; a second signal exits at once. SIGHUP, a
+// change of the file and GET /config/reload reload it.
+//
+// A configuration without any key gets one at first start: it is written to
+// the file and printed once to stderr.
 package main
 
 import (
@@ -23,6 +29,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/gateway"
@@ -36,6 +45,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "keys" {
+		return runKeys(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("ollama-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defPath := "config.json"
@@ -62,7 +74,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	gw, err := gateway.New(cfg, log)
+	if len(cfg.APIKeys) == 0 && len(cfg.AdminKeys) == 0 {
+		// Neither open nor locked: mint the first key, save it, show it once.
+		key, err := config.GenerateKey()
+		if err == nil {
+			cfg, err = config.AddKey(*cfgPath, key)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ollama-gateway: no apiKeys configured and none could be created: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "ollama-gateway: no apiKeys were configured; created one and saved it to %s.\n"+
+			"ollama-gateway: it is shown only this once: %s\n", *cfgPath, key)
+	}
+
+	gw, err := gateway.New(cfg, log, gateway.WithConfigPath(*cfgPath))
 	if err != nil {
 		fmt.Fprintf(stderr, "ollama-gateway: %v\n", err)
 		return 2
@@ -73,38 +99,58 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := gw.NewServer()
+	// Signals are ours before the startup line tells anyone we run.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
 	log.Info("ollama-gateway started", "version", version, "listen", ln.Addr().String(),
 		"backends", cfg.OllamaAddresses, "config", *cfgPath)
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go gw.WatchConfig(watchCtx, time.Second)
 
-	select {
-	case err := <-serveErr:
-		log.Error("server stopped", "err", err)
-		return 1
-	case sig := <-sigs:
-		grace := cfg.Proxy.ShutdownTimeout()
-		log.Info("shutting down: letting requests in flight finish", "signal", sig.String(), "grace", grace.String())
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		go func() {
-			select {
-			case <-sigs:
-				log.Warn("second signal: exiting now")
-				cancel()
-			case <-ctx.Done():
+	for {
+		select {
+		case <-hups:
+			if _, err := gw.Reload(); err != nil {
+				log.Warn("SIGHUP: config reload refused", "err", err)
 			}
-		}()
-		if err := srv.ShutdownWithContext(ctx); err != nil {
-			log.Warn("shutdown cut short: closing remaining connections", "err", err)
+			continue
+		case err := <-serveErr:
+			log.Error("server stopped", "err", err)
 			return 1
+		case sig := <-sigs:
+			return shutdown(srv, gw, log, sig, sigs)
 		}
-		gw.Close()
-		gw.State().Proxy.Pool().Close()
-		log.Info("stopped")
-		return 0
 	}
+}
+
+// shutdown stops accepting, lets requests in flight finish for the grace
+// period (a second signal on sigs cuts it short), and returns the exit
+// status.
+func shutdown(srv *fasthttp.Server, gw *gateway.Gateway, log *slog.Logger, sig os.Signal, sigs <-chan os.Signal) int {
+	grace := gw.State().Config.Proxy.ShutdownTimeout()
+	log.Info("shutting down: letting requests in flight finish", "signal", sig.String(), "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: exiting now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := srv.ShutdownWithContext(ctx); err != nil {
+		log.Warn("shutdown cut short: closing remaining connections", "err", err)
+		return 1
+	}
+	gw.Close()
+	gw.State().Proxy.Pool().Close()
+	log.Info("stopped")
+	return 0
 }

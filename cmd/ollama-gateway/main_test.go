@@ -215,3 +215,112 @@ func TestServesRepoStyleConfig(t *testing.T) {
 		t.Errorf("GET / with a raw key = %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestFirstStartMintsKey: a configuration without keys is neither open nor
+// locked: the gateway creates a key, saves it and prints it once.
+func TestFirstStartMintsKey(t *testing.T) {
+	fake := ollamatest.New(t)
+	path := writeFile(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0"}`, fake.URL))
+	cmd := exec.Command(binary, "-config", path)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	var key, url string
+	for (key == "" || url == "") && sc.Scan() {
+		line := sc.Text()
+		if _, k, ok := strings.Cut(line, "shown only this once: "); ok {
+			key = k
+		}
+		var rec struct{ Msg, Listen string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ollama-gateway started" {
+			url = "http://" + rec.Listen
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if len(key) != 43 || url == "" {
+		t.Fatalf("no key printed (%q) or no startup line", key)
+	}
+	saved, _ := os.ReadFile(path)
+	if !strings.Contains(string(saved), key) {
+		t.Errorf("the key was not saved to the config file:\n%s", saved)
+	}
+	req, _ := http.NewRequest("GET", url+"/api/tags", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("minted key refused: %d", resp.StatusCode)
+	}
+}
+
+func TestKeysCommand(t *testing.T) {
+	path := writeFile(t, `{
+  "ollamaAddresses": ["http://localhost:11434"],
+  "apiKeys": ["existing-key-0000000000"]
+}
+`)
+	out, err := exec.Command(binary, "keys", "new", "-config", path).Output()
+	key := strings.TrimSpace(string(out))
+	if err != nil || len(key) != 43 {
+		t.Fatalf("keys new: %q, %v", out, err)
+	}
+	saved, _ := os.ReadFile(path)
+	if !strings.Contains(string(saved), `"existing-key-0000000000"`) || !strings.Contains(string(saved), key) {
+		t.Errorf("file after keys new:\n%s", saved)
+	}
+	out, err = exec.Command(binary, "keys", "list", "-config", path).Output()
+	if err != nil || strings.Count(string(out), " api\n") != 2 || strings.Contains(string(out), key) {
+		t.Errorf("keys list: %q, %v; want two ids and no key", out, err)
+	}
+}
+
+// TestSIGHUPReloads: a key added to the file works after SIGHUP.
+func TestSIGHUPReloads(t *testing.T) {
+	fake := ollamatest.New(t)
+	url, cmd, _ := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","apiKeys":["k-test-123"]}`, fake.URL))
+	path := strings.TrimPrefix(envValue(cmd.Env, "OLLAMA_GATEWAY_CONFIG"), "")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","apiKeys":["k-test-123","k-added-456"]}`, fake.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", url+"/api/tags", nil)
+		req.Header.Set("Authorization", "k-added-456")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key added before SIGHUP still refused: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

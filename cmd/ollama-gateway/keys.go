@@ -1,0 +1,58 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ollamagw/ollama-gateway/config"
+)
+
+// runKeys manages keys in the configuration file offline:
+//
+//	keys new   generate a key, append it to apiKeys atomically, print it
+//	keys list  print the public id of every key (never a key)
+//
+// A running gateway picks the change up by its file watch.
+func runKeys(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "new" && args[0] != "list") {
+		fmt.Fprintln(stderr, "usage: ollama-gateway keys new|list [-config config.json]")
+		return 2
+	}
+	fs := flag.NewFlagSet("ollama-gateway keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defPath := "config.json"
+	if p := os.Getenv("OLLAMA_GATEWAY_CONFIG"); p != "" {
+		defPath = p
+	}
+	path := fs.String("config", defPath, "path of the configuration file (env OLLAMA_GATEWAY_CONFIG)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	switch args[0] {
+	case "new":
+		key, err := config.GenerateKey()
+		if err == nil {
+			_, err = config.AddKey(*path, key)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ollama-gateway: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, key)
+	case "list":
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintf(stderr, "ollama-gateway: %v\n", err)
+			return 2
+		}
+		for _, k := range cfg.APIKeys {
+			fmt.Fprintf(stdout, "%s api\n", config.KeyID(config.KeyDigest(k)))
+		}
+		for _, k := range cfg.AdminKeys {
+			fmt.Fprintf(stdout, "%s admin\n", config.KeyID(config.KeyDigest(k)))
+		}
+	}
+	return 0
+}

@@ -1,0 +1,627 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// fault says how faultFS fails its chosen operation.
+type fault int
+
+const (
+	failOp      fault = iota // the operation does nothing and returns an error
+	crashBefore              // the process dies before the operation
+	crashAfter               // the process dies right after the operation
+	halfWrite                // a write stores half its data and returns an error
+	halfCrash                // a write stores half its data and the process dies
+)
+
+func (f fault) String() string {
+	return [...]string{"fail", "crash before", "crash after", "half write", "half write, crash"}[f]
+}
+
+var (
+	errInjected = errors.New("injected failure")
+	errCrashed  = errors.New("process crashed")
+)
+
+// faultFS is the real file system, but for one operation, chosen by its
+// position in the sequence of operations, which fails as fault says.
+// After a crash every operation fails with errCrashed and changes nothing,
+// as if the process were gone. It records the operations it is asked for.
+type faultFS struct {
+	osFS
+	failAt int   // 1-based index of the failing operation; 0 for none
+	fault  fault // how it fails
+	// renameErr, if set, is what every rename onto a file named target
+	// returns, e.g. EBUSY for a bind mount. It is not the injected fault.
+	renameErr error
+	target    string
+
+	ops     []string // the operations, by name
+	fired   bool     // the fault happened
+	crashed bool
+}
+
+// label names a file for the operation log: temporary files lose their
+// random suffix.
+func label(name string) string {
+	base := filepath.Base(name)
+	if i := strings.Index(base, ".tmp"); i >= 0 {
+		base = base[:i+len(".tmp")] + "*"
+	}
+	return base
+}
+
+// do runs op, the operation called name, unless it is the one to fail.
+// half, for writes, stores half the data.
+func (f *faultFS) do(name string, op func() error, half func()) error {
+	if f.crashed {
+		return errCrashed
+	}
+	f.ops = append(f.ops, name)
+	if len(f.ops) != f.failAt {
+		return op()
+	}
+	f.fired = true
+	switch f.fault {
+	case crashBefore:
+		f.crashed = true
+		return errCrashed
+	case crashAfter:
+		op()
+		f.crashed = true
+		return errCrashed
+	case halfWrite, halfCrash:
+		if half == nil {
+			return errInjected // not a write: fails like failOp
+		}
+		half()
+		f.crashed = f.fault == halfCrash
+		return fmt.Errorf("short write: %w", errInjected)
+	}
+	return errInjected
+}
+
+func (f *faultFS) ReadFile(name string) (b []byte, err error) {
+	err = f.do("read "+label(name), func() error { b, err = os.ReadFile(name); return err }, nil)
+	return b, err
+}
+
+func (f *faultFS) Stat(name string) (fi fs.FileInfo, err error) {
+	err = f.do("stat "+label(name), func() error { fi, err = os.Stat(name); return err }, nil)
+	return fi, err
+}
+
+func (f *faultFS) EvalSymlinks(path string) (p string, err error) {
+	err = f.do("evalSymlinks "+label(path), func() error { p, err = filepath.EvalSymlinks(path); return err }, nil)
+	return p, err
+}
+
+func (f *faultFS) Rename(oldpath, newpath string) error {
+	return f.do("rename "+label(oldpath)+" "+label(newpath), func() error {
+		if f.renameErr != nil && filepath.Base(newpath) == f.target {
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: f.renameErr}
+		}
+		return os.Rename(oldpath, newpath)
+	}, nil)
+}
+
+func (f *faultFS) Remove(name string) error {
+	return f.do("remove "+label(name), func() error { return os.Remove(name) }, nil)
+}
+
+func (f *faultFS) SyncDir(dir string) error {
+	return f.do("syncDir", func() error { return osFS{}.SyncDir(dir) }, nil)
+}
+
+func (f *faultFS) CreateTemp(dir, pattern string) (file, error) {
+	var of *os.File
+	err := f.do("createTemp "+label(pattern), func() (err error) { of, err = os.CreateTemp(dir, pattern); return err }, nil)
+	if err != nil {
+		if of != nil { // crashed after creating it
+			of.Close()
+		}
+		return nil, err
+	}
+	return &faultFile{f: of, fs: f}, nil
+}
+
+func (f *faultFS) OpenFile(name string, flag int, perm fs.FileMode) (file, error) {
+	var of *os.File
+	err := f.do("open "+label(name), func() (err error) { of, err = os.OpenFile(name, flag, perm); return err }, nil)
+	if err != nil {
+		if of != nil {
+			of.Close()
+		}
+		return nil, err
+	}
+	return &faultFile{f: of, fs: f}, nil
+}
+
+// faultFile is a file of faultFS.
+type faultFile struct {
+	f  *os.File
+	fs *faultFS
+}
+
+func (ff *faultFile) Name() string { return ff.f.Name() }
+func (ff *faultFile) op(name string, op func() error) error {
+	return ff.fs.do(name+" "+label(ff.f.Name()), op, nil)
+}
+
+func (ff *faultFile) Stat() (fi fs.FileInfo, err error) {
+	err = ff.op("fstat", func() error { fi, err = ff.f.Stat(); return err })
+	return fi, err
+}
+
+func (ff *faultFile) Write(b []byte) (int, error) {
+	n := 0
+	err := ff.fs.do("write "+label(ff.f.Name()), func() (err error) { n, err = ff.f.Write(b); return err },
+		func() { n, _ = ff.f.Write(b[:len(b)/2]) })
+	return n, err
+}
+
+func (ff *faultFile) Truncate(size int64) error {
+	return ff.op("truncate", func() error { return ff.f.Truncate(size) })
+}
+func (ff *faultFile) Sync() error { return ff.op("fsync", ff.f.Sync) }
+func (ff *faultFile) Chmod(mode fs.FileMode) error {
+	return ff.op("chmod", func() error { return ff.f.Chmod(mode) })
+}
+func (ff *faultFile) Chown(uid, gid int) error {
+	return ff.op("chown", func() error { return ff.f.Chown(uid, gid) })
+}
+
+func (ff *faultFile) Close() error {
+	err := ff.op("close", ff.f.Close)
+	if err != nil {
+		ff.f.Close() // the descriptor goes with the process
+	}
+	return err
+}
+
+var _ fileOps = (*faultFS)(nil)
+
+const (
+	oldDoc = "{\n  \"ollamaAddresses\": [\"http://localhost:11434\"],\n  \"apiKeys\": [\n    \"old-key-0123456789\"\n  ]\n}\n"
+	newDoc = "{\n  \"ollamaAddresses\": [\"http://localhost:11434\"],\n  \"apiKeys\": [\n    \"old-key-0123456789\",\n    \"new-key-0123456789\"\n  ]\n}\n"
+)
+
+// writeConfig writes content to a config.json, mode 0640, in a new
+// directory and returns its path.
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
+func mustParse(t *testing.T, doc string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// entries lists the names in the directory of path.
+func entries(t *testing.T, path string) []string {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Skip("no inode numbers here")
+	}
+	return st.Ino
+}
+
+// TestWriteFileAtomicFaults fails, in turn, every file operation of
+// WriteFileAtomic, by rename and by the in-place rewrite of a bind mount,
+// and crashes the process before and after each: Load must then give the
+// old config or the new one, never an error.
+func TestWriteFileAtomicFaults(t *testing.T) {
+	oldCfg, newCfg := mustParse(t, oldDoc), mustParse(t, newDoc)
+	for _, tc := range []struct {
+		name      string
+		renameErr error
+		steps     []string // must be among the operations
+	}{
+		{"rename", nil, []string{
+			"createTemp .config.json.tmp*", "chmod .config.json.tmp*", "write .config.json.tmp*",
+			"fsync .config.json.tmp*", "rename .config.json.tmp* config.json", "syncDir",
+		}},
+		{"bind mount", syscall.EBUSY, []string{
+			"rename .config.json.tmp* config.json", // refused
+			"write .config.json.new.tmp*", "fsync .config.json.new.tmp*", "rename .config.json.new.tmp* config.json.new",
+			"truncate config.json", "write config.json", "fsync config.json", "remove config.json.new",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A clean run lists the operations.
+			path := writeConfig(t, oldDoc)
+			rec := &faultFS{renameErr: tc.renameErr, target: "config.json"}
+			if err := writeFileAtomic(rec, path, []byte(newDoc)); err != nil {
+				t.Fatalf("writeFileAtomic error: %v", err)
+			}
+			for _, s := range tc.steps {
+				if !strings.Contains(strings.Join(rec.ops, "\n")+"\n", s+"\n") {
+					t.Errorf("operation %q not among %q", s, rec.ops)
+				}
+			}
+			t.Logf("operations: %q", rec.ops)
+
+			for i, op := range rec.ops {
+				for _, ft := range []fault{failOp, crashBefore, crashAfter, halfWrite, halfCrash} {
+					if (ft == halfWrite || ft == halfCrash) && !strings.HasPrefix(op, "write ") {
+						continue
+					}
+					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
+					path := writeConfig(t, oldDoc)
+					f := &faultFS{renameErr: tc.renameErr, target: "config.json", failAt: i + 1, fault: ft}
+					err := writeFileAtomic(f, path, []byte(newDoc))
+					if !f.fired {
+						t.Errorf("%s: the operation was not reached (ops %q)", name, f.ops)
+						continue
+					}
+					// Removing a temporary file, or the pending file after a
+					// complete rewrite, is best effort; a crash makes the
+					// result moot.
+					if err == nil && !strings.HasPrefix(op, "remove ") && !f.crashed {
+						t.Errorf("%s: writeFileAtomic returned no error", name)
+					}
+					got, lerr := Load(path)
+					if lerr != nil {
+						t.Errorf("%s: Load error: %v (writeFileAtomic: %v)", name, lerr, err)
+						continue
+					}
+					if !reflect.DeepEqual(got, oldCfg) && !reflect.DeepEqual(got, newCfg) {
+						t.Errorf("%s: Load = %+v; want the old or the new config", name, got)
+					}
+					// Load finished any interrupted rewrite: the file is
+					// whole, old or new, and loads again.
+					data, _ := os.ReadFile(path)
+					if string(data) != oldDoc && string(data) != newDoc {
+						t.Errorf("%s: file after Load = %q; want the old or the new content", name, data)
+					}
+					if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+						t.Errorf("%s: mode %v; want 0640", name, fi.Mode().Perm())
+					}
+					if !f.crashed {
+						// Without a crash nothing is left behind: temporary
+						// files are removed, a pending file only when the
+						// file was in the middle of its rewrite.
+						for _, e := range entries(t, path) {
+							leftover := e == "config.json.new" && mayLeavePending(op) ||
+								strings.HasPrefix(e, ".config.json.") && op == "remove "+label(e)
+							if e != "config.json" && !leftover {
+								t.Errorf("%s: left behind %s", name, e)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// mayLeavePending reports whether a failure of op may leave the pending
+// file config.json.new: once it is renamed into place (it is not removed
+// then: in a recovery it may be the only good copy), and when removing it
+// is what failed. Load ignores it while config.json loads.
+func mayLeavePending(op string) bool {
+	switch op {
+	case "syncDir", "remove config.json.new", "open config.json", "truncate config.json", "write config.json",
+		"fsync config.json", "close config.json":
+		return true
+	}
+	return false
+}
+
+func TestWriteFileAtomicRenameRefused(t *testing.T) {
+	// A single-file bind mount cannot be renamed over (EBUSY); other file
+	// systems say EXDEV or EPERM. The file is rewritten in place.
+	for _, errno := range []syscall.Errno{syscall.EBUSY, syscall.EXDEV, syscall.EPERM} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			path := writeConfig(t, oldDoc)
+			ino := inode(t, path)
+			f := &faultFS{renameErr: errno, target: "config.json"}
+			if err := writeFileAtomic(f, path, []byte(newDoc)); err != nil {
+				t.Fatalf("writeFileAtomic error: %v", err)
+			}
+			if data, _ := os.ReadFile(path); string(data) != newDoc {
+				t.Errorf("content = %q; want %q", data, newDoc)
+			}
+			if got := inode(t, path); got != ino {
+				t.Errorf("inode changed from %d to %d: not rewritten in place", ino, got)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+				t.Errorf("mode = %v; want 0640", fi.Mode().Perm())
+			}
+			if e := entries(t, path); !reflect.DeepEqual(e, []string{"config.json"}) {
+				t.Errorf("directory holds %q; want only config.json (no .new left behind)", e)
+			}
+		})
+	}
+}
+
+func TestWriteFileAtomicRenameOtherError(t *testing.T) {
+	// Any other rename failure is an error, and changes nothing.
+	path := writeConfig(t, oldDoc)
+	f := &faultFS{renameErr: syscall.ENOSPC, target: "config.json"}
+	if err := writeFileAtomic(f, path, []byte(newDoc)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writeFileAtomic error = %v; want ENOSPC", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != oldDoc {
+		t.Errorf("content = %q; want the old one", data)
+	}
+	if e := entries(t, path); !reflect.DeepEqual(e, []string{"config.json"}) {
+		t.Errorf("directory holds %q; want only config.json", e)
+	}
+}
+
+func TestWriteFileAtomicMode(t *testing.T) {
+	path := writeConfig(t, oldDoc) // 0640
+	if err := WriteFileAtomic(path, []byte(newDoc)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("existing 0640 file: mode after write = %v; want 0640", fi.Mode().Perm())
+	}
+
+	fresh := filepath.Join(t.TempDir(), "config.json")
+	if err := WriteFileAtomic(fresh, []byte(newDoc)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("new file: mode = %v; want 0600", fi.Mode().Perm())
+	}
+	if data, _ := os.ReadFile(fresh); string(data) != newDoc {
+		t.Errorf("new file: content = %q", data)
+	}
+}
+
+func TestWriteFileAtomicFollowsSymlink(t *testing.T) {
+	real := writeConfig(t, oldDoc)
+	link := filepath.Join(t.TempDir(), "config.json")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skip("no symbolic links:", err)
+	}
+	if err := WriteFileAtomic(link, []byte(newDoc)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link was replaced by a file (%v, %v)", fi, err)
+	}
+	if data, _ := os.ReadFile(real); string(data) != newDoc {
+		t.Errorf("link target content = %q; want the new content", data)
+	}
+}
+
+func TestWriteFileAtomicKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	path := writeConfig(t, oldDoc)
+	if err := os.Chown(path, 4321, 4322); err != nil {
+		t.Skip("chown:", err)
+	}
+	if err := WriteFileAtomic(path, []byte(newDoc)); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if uid, gid, ok := fileOwner(fi); ok && (uid != 4321 || gid != 4322) {
+		t.Errorf("owner = %d:%d; want 4321:4322", uid, gid)
+	}
+}
+
+// foreignOwner is a file system where config.json belongs to another
+// user, to whom this one may not give a file, as for a gateway that does
+// not run as root.
+type foreignOwner struct{ *faultFS }
+
+func (o foreignOwner) Stat(name string) (fs.FileInfo, error) {
+	fi, err := o.faultFS.Stat(name)
+	if err != nil || filepath.Base(name) != "config.json" {
+		return fi, err
+	}
+	st := *fi.Sys().(*syscall.Stat_t)
+	st.Uid++
+	return statWithSys{fi, &st}, nil
+}
+
+func (o foreignOwner) CreateTemp(dir, pattern string) (file, error) {
+	f, err := o.faultFS.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return denyChown{f}, nil
+}
+
+type statWithSys struct {
+	fs.FileInfo
+	sys any
+}
+
+func (s statWithSys) Sys() any { return s.sys }
+
+type denyChown struct{ file }
+
+func (denyChown) Chown(int, int) error { return &fs.PathError{Op: "chown", Err: syscall.EPERM} }
+
+func TestWriteFileAtomicInPlaceWhenOwnerCannotBeKept(t *testing.T) {
+	path := writeConfig(t, oldDoc)
+	ino := inode(t, path)
+	if err := writeFileAtomic(foreignOwner{&faultFS{}}, path, []byte(newDoc)); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != newDoc {
+		t.Errorf("content = %q; want the new one", data)
+	}
+	if got := inode(t, path); got != ino {
+		t.Errorf("the file was replaced (inode %d -> %d); want an in-place rewrite, which keeps the owner", ino, got)
+	}
+	if e := entries(t, path); !reflect.DeepEqual(e, []string{"config.json"}) {
+		t.Errorf("directory holds %q; want only config.json", e)
+	}
+}
+
+func TestLoadRecoversInterruptedRewrite(t *testing.T) {
+	newCfg := mustParse(t, newDoc)
+	for _, tc := range []struct {
+		name, file string
+	}{
+		{"truncated", ""},
+		{"half written", newDoc[:len(newDoc)/2]},
+		{"zeroed block", newDoc[:10] + strings.Repeat("\x00", 20) + newDoc[30:40]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.file)
+			if err := os.WriteFile(path+".new", []byte(newDoc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load error: %v", err)
+			}
+			if !reflect.DeepEqual(got, newCfg) {
+				t.Errorf("Load = %+v; want the pending config", got)
+			}
+			if data, _ := os.ReadFile(path); string(data) != newDoc {
+				t.Errorf("file not restored: %q", data)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+				t.Errorf("restored file mode = %v; want 0640", fi.Mode().Perm())
+			}
+			if _, err := os.Stat(path + ".new"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("pending file still there after recovery (%v)", err)
+			}
+		})
+	}
+}
+
+func TestLoadIgnoresStalePending(t *testing.T) {
+	// The operator's own broken edit is reported, not replaced by a
+	// leftover pending file; nor does a pending file override a file that
+	// loads.
+	broken := strings.Replace(oldDoc, `"apiKeys"`, `"apiKey"`, 1)
+	for _, tc := range []struct{ name, file, pending string }{
+		{"broken edit", broken, newDoc},
+		{"pending does not parse", "", "{"},
+		{"file loads", oldDoc, newDoc},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.file)
+			if err := os.WriteFile(path+".new", []byte(tc.pending), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if tc.file == oldDoc {
+				if err != nil || !reflect.DeepEqual(c, mustParse(t, oldDoc)) {
+					t.Errorf("Load = %v, %v; want the file's config", c, err)
+				}
+			} else if err == nil {
+				t.Errorf("Load = %+v; want the file's error", c)
+			}
+			if data, _ := os.ReadFile(path); string(data) != tc.file {
+				t.Errorf("file changed to %q", data)
+			}
+			if data, _ := os.ReadFile(path + ".new"); string(data) != tc.pending {
+				t.Errorf("pending file changed to %q", data)
+			}
+		})
+	}
+}
+
+func TestInterruptedRewrite(t *testing.T) {
+	pending := []byte("abcdef")
+	for _, tc := range []struct {
+		data string
+		want bool
+	}{
+		{"", true},
+		{"abc", true},
+		{"a\x00\x00d", true},
+		{"abcdef", true},
+		{"abcdefg", false},
+		{"abd", false},
+		{"x", false},
+	} {
+		if got := interruptedRewrite([]byte(tc.data), pending); got != tc.want {
+			t.Errorf("interruptedRewrite(%q, %q) = %v; want %v", tc.data, pending, got, tc.want)
+		}
+	}
+}
+
+// TestLoadRecoveryFaults interrupts Load's own restore of an interrupted
+// rewrite at every step: the pending file is then the only good copy, and
+// a later Load must still find the new config.
+func TestLoadRecoveryFaults(t *testing.T) {
+	newCfg := mustParse(t, newDoc)
+	setup := func(t *testing.T) string {
+		path := writeConfig(t, newDoc[:len(newDoc)/3])
+		if err := os.WriteFile(path+".new", []byte(newDoc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name      string
+		renameErr error
+	}{{"rename", nil}, {"bind mount", syscall.EBUSY}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &faultFS{renameErr: tc.renameErr, target: "config.json"}
+			if _, c, err := load(rec, setup(t)); err != nil || !reflect.DeepEqual(c, newCfg) {
+				t.Fatalf("load = %+v, %v; want the pending config", c, err)
+			}
+			for i, op := range rec.ops {
+				for _, ft := range []fault{failOp, crashBefore, crashAfter, halfWrite, halfCrash} {
+					if (ft == halfWrite || ft == halfCrash) && !strings.HasPrefix(op, "write ") {
+						continue
+					}
+					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
+					path := setup(t)
+					f := &faultFS{renameErr: tc.renameErr, target: "config.json", failAt: i + 1, fault: ft}
+					load(f, path)
+					got, err := Load(path)
+					if err != nil || !reflect.DeepEqual(got, newCfg) {
+						t.Errorf("%s: then Load = %+v, %v; want the pending config", name, got, err)
+					}
+				}
+			}
+		})
+	}
+}

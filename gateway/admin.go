@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/proxy"
+)
+
+// serveAdmin routes an admitted admin request (see serveConfig).
+func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	get, post := ctx.IsGet(), ctx.IsPost()
+	switch {
+	case string(path) == "/config/reload" && (get || post):
+		res, err := g.Reload()
+		if err != nil {
+			status := fasthttp.StatusUnprocessableEntity
+			if errors.Is(err, ErrNoConfigFile) {
+				status = fasthttp.StatusServiceUnavailable
+			}
+			proxy.WriteError(ctx, status, err.Error())
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, res)
+	case string(path) == "/config/new-key" && (get || post):
+		key, id, err := g.NewKey()
+		if err != nil {
+			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
+			return
+		}
+		// The one place a key is ever shown: to the admin who asked.
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+		writeJSON(ctx, fasthttp.StatusOK, struct {
+			Key string `json:"key"`
+			ID  string `json:"id"`
+		}{key, id})
+	case bytes.HasPrefix(path, []byte("/config/keys/")) && ctx.IsDelete():
+		id := string(path[len("/config/keys/"):])
+		n, err := g.RevokeKey(id)
+		switch {
+		case errors.Is(err, config.ErrNoSuchKey):
+			proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
+		case err != nil:
+			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
+		default:
+			writeJSON(ctx, fasthttp.StatusOK, struct {
+				Removed int `json:"removed"`
+			}{n})
+		}
+	case string(path) == "/config/reload" || string(path) == "/config/new-key":
+		proxy.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "use GET or POST")
+	default:
+		proxy.WriteError(ctx, fasthttp.StatusNotFound, "unknown gateway endpoint")
+	}
+}
+
+// NewKey generates an API key, writes it to the configuration file
+// atomically and makes it live for the very next request. If the file
+// cannot be written the key is not made live: nothing is half done. It
+// returns the key and its public id.
+func (g *Gateway) NewKey() (key, id string, err error) {
+	if g.path == "" {
+		return "", "", ErrNoConfigFile
+	}
+	key, err = config.GenerateKey()
+	if err != nil {
+		return "", "", fmt.Errorf("generating a key: %w", err)
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	cfg, err := config.AddKey(g.path, key)
+	if err != nil {
+		return "", "", fmt.Errorf("could not save the new key, it was not created: %w", err)
+	}
+	if _, err := g.applyLocked(cfg); err != nil {
+		return "", "", fmt.Errorf("the key was saved but could not be applied: %w", err)
+	}
+	id = config.KeyID(config.KeyDigest(key))
+	g.log.Info("API key created", "key_id", id)
+	return key, id, nil
+}
+
+// RevokeKey removes the key with public id from the configuration file and
+// from the running configuration; it returns how many entries it removed.
+func (g *Gateway) RevokeKey(id string) (int, error) {
+	if g.path == "" {
+		return 0, ErrNoConfigFile
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	cfg, n, err := config.RemoveKey(g.path, id)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := g.applyLocked(cfg); err != nil {
+		return 0, err
+	}
+	g.log.Info("API key revoked", "key_id", id, "entries", n)
+	return n, nil
+}
+
+// serveLive is the liveness probe: the process serves.
+func (g *Gateway) serveLive(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, fasthttp.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ok"})
+}
+
+// serveReady is the readiness probe: at least one backend is up.
+func (g *Gateway) serveReady(ctx *fasthttp.RequestCtx) {
+	if c := g.checker.Load(); c != nil && c.Ready() {
+		writeJSON(ctx, fasthttp.StatusOK, struct {
+			Status string `json:"status"`
+		}{"ready"})
+		return
+	}
+	proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, "no Ollama backend is up")
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		proxy.WriteError(ctx, fasthttp.StatusInternalServerError, "encoding the answer failed")
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(b)
+}

@@ -1,0 +1,405 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
+	"github.com/ollamagw/ollama-gateway/proxy"
+)
+
+// fileGateway is a gateway serving a configuration file.
+type fileGateway struct {
+	*testGateway
+	path string
+}
+
+// writeConfig writes cfg to path atomically (as an editor or a ConfigMap
+// would: a new file renamed over the old one).
+func writeConfig(t testing.TB, path string, cfg config.Config) {
+	t.Helper()
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// baseConfig is the test configuration in front of backends.
+func baseConfig(backends ...string) config.Config {
+	cfg := config.Default()
+	cfg.OllamaAddresses = backends
+	cfg.APIKeys = []string{testKey}
+	cfg.Logging = false
+	return cfg
+}
+
+// startFileGateway serves cfg from a file in a temporary directory.
+func startFileGateway(t testing.TB, cfg config.Config) *fileGateway {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeConfig(t, path, cfg)
+	loaded, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gw, err := New(loaded, log, WithConfigPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := gw.NewServer()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+		gw.Close()
+	})
+	return &fileGateway{testGateway: &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}, path: path}
+}
+
+// TestReloadUnderLoad: clients stream chats and make short requests while
+// the configuration is reloaded again and again (backends added and
+// removed, keys and limits changed): no request fails, no stream is cut.
+func TestReloadUnderLoad(t *testing.T) {
+	tokens := make([]string, 30)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("t%d ", i)
+	}
+	want := strings.Join(tokens, "")
+	a := ollamatest.New(t, ollamatest.WithTokens(tokens...), ollamatest.WithTokenDelay(2*time.Millisecond))
+	b := ollamatest.New(t, ollamatest.WithTokens(tokens...), ollamatest.WithTokenDelay(2*time.Millisecond))
+	cfgA, cfgAB := baseConfig(a.URL), baseConfig(a.URL, b.URL)
+	cfgAB.APIKeys = append(cfgAB.APIKeys, "another-key-000000000000")
+	cfgAB.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 20, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
+	gw := startFileGateway(t, cfgA)
+
+	stop := make(chan struct{})
+	var failures atomic.Int64
+	var streams, shorts atomic.Int64
+	var wg sync.WaitGroup
+	fail := func(format string, args ...any) {
+		failures.Add(1)
+		t.Errorf(format, args...)
+	}
+	for range 6 { // streaming clients
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := httpClient().Post(gw.URL+"/api/chat", "application/json",
+					strings.NewReader(`{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`))
+				if err != nil {
+					fail("stream: %v", err)
+					return
+				}
+				var text strings.Builder
+				done := false
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					var c struct {
+						Message struct{ Content string }
+						Done    bool
+					}
+					if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+						fail("stream line %q: %v", sc.Text(), err)
+					}
+					text.WriteString(c.Message.Content)
+					done = done || c.Done
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !done || text.String() != want || sc.Err() != nil {
+					fail("stream: status %d, done %v, %d bytes of text, err %v", resp.StatusCode, done, text.Len(), sc.Err())
+					return
+				}
+				streams.Add(1)
+			}
+		})
+	}
+	for range 4 { // short requests
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, _, body := get(t, gw.URL+"/api/tags")
+				if status != 200 {
+					fail("short request: %d %s", status, body)
+					return
+				}
+				shorts.Add(1)
+			}
+		})
+	}
+	for i := range 40 {
+		cfg := cfgA
+		if i%2 == 0 {
+			cfg = cfgAB
+		}
+		writeConfig(t, gw.path, cfg)
+		if i%4 == 1 { // through the admin endpoint, as an operator would
+			resp, body := do(t, gw.URL, "POST", "/config/reload", "Bearer "+testKey, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("reload %d: %d %s", i, resp.StatusCode, body)
+			}
+		} else if _, err := gw.gw.Reload(); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		time.Sleep(10 * time.Millisecond) // let traffic run on this configuration
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 || streams.Load() == 0 || shorts.Load() == 0 {
+		t.Errorf("%d failures, %d streams and %d short requests completed", failures.Load(), streams.Load(), shorts.Load())
+	}
+	t.Logf("40 reloads under load: %d streams and %d short requests, %d failures", streams.Load(), shorts.Load(), failures.Load())
+}
+
+func TestReloadInvalidFileKeepsRunning(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	if err := os.WriteFile(gw.path, []byte(`{"ollamaAddresses":["htp://x"],"apiKeys":["k"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, gw.URL, "POST", "/config/reload", "Bearer "+testKey, nil)
+	if resp.StatusCode != 422 || !strings.Contains(errorOf(t, body), `ollamaAddresses[0]: "htp://x" is not an http(s) URL`) {
+		t.Errorf("invalid reload: %d %s; want 422 naming the field", resp.StatusCode, body)
+	}
+	// Still serving the old configuration, old key included.
+	if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
+		t.Errorf("after a refused reload: %d", status)
+	}
+	if v := sample(t, scrape(t, gw.URL, "/metrics"), `gateway_config_reloads_total{result="failure"}`); v != 1 {
+		t.Errorf("failed reloads counted %v; want 1", v)
+	}
+}
+
+func TestReloadReply(t *testing.T) {
+	a, b := ollamatest.New(t), ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(a.URL))
+	cfg := baseConfig(a.URL, b.URL)
+	cfg.GatewayAddress = "127.0.0.1:9999"
+	cfg.APIKeys = append(cfg.APIKeys, "second-key-00000000000")
+	cfg.Security.DenyIPs = []string{"127.0.0.1"}
+	writeConfig(t, gw.path, cfg)
+	res, err := gw.gw.Reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Backends.Added) != 1 || res.Backends.Added[0] != b.URL || len(res.Backends.Kept) != 1 ||
+		res.APIKeys != 2 || len(res.RestartRequired) != 1 || res.RestartRequired[0] != "gatewayAddress" {
+		t.Errorf("reload result %+v", res)
+	}
+	// The new IP rule applies at once.
+	if status, _, _ := get(t, gw.URL+"/api/tags"); status != 403 {
+		t.Errorf("deny rule after reload: %d; want 403", status)
+	}
+}
+
+func TestReloadKeepsBackendPools(t *testing.T) {
+	a := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(a.URL))
+	before := gw.gw.State().Proxy.Pool().Backends()[0]
+	cfg := baseConfig(a.URL)
+	cfg.Logging = true
+	writeConfig(t, gw.path, cfg)
+	if _, err := gw.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if after := gw.gw.State().Proxy.Pool().Backends()[0]; after != before {
+		t.Error("an unchanged backend was rebuilt: its connection pool and health were lost")
+	}
+	if !gw.gw.State().Config.Logging {
+		t.Error("logging change not applied")
+	}
+}
+
+func TestWatchConfigReloadsOnRename(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	ctx, cancel := contextWithCancel()
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); gw.gw.WatchConfig(ctx, 20*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+
+	cfg := baseConfig(fake.URL)
+	cfg.APIKeys = append(cfg.APIKeys, "watched-key-000000000000")
+	writeConfig(t, gw.path, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for gw.gw.State().policy.keys.Len() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the file watch did not reload a renamed-over config within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if status, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer watched-key-000000000000", nil); status.StatusCode != 200 {
+		t.Errorf("watched key refused: %d", status.StatusCode)
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
+	var nk struct{ Key, ID string }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &nk) != nil || len(nk.Key) != 43 {
+		t.Fatalf("new-key: %d %s", resp.StatusCode, body)
+	}
+	// Live for the very next request, and saved.
+	if r, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer "+nk.Key, nil); r.StatusCode != 200 {
+		t.Errorf("new key refused: %d", r.StatusCode)
+	}
+	onDisk, err := config.Load(gw.path)
+	if err != nil || !containsString(onDisk.APIKeys, nk.Key) {
+		t.Errorf("new key not in the file (%v)", err)
+	}
+	// Revoked: refused at once and gone from the file.
+	if r, body := do(t, gw.URL, "DELETE", "/config/keys/"+nk.ID, "Bearer "+testKey, nil); r.StatusCode != 200 {
+		t.Fatalf("revoke: %d %s", r.StatusCode, body)
+	}
+	if r, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer "+nk.Key, nil); r.StatusCode != 401 {
+		t.Errorf("revoked key: %d; want 401", r.StatusCode)
+	}
+}
+
+// TestNewKeyConcurrent: 30 concurrent new-key calls give 30 distinct keys,
+// all usable and all in a file that still loads.
+func TestNewKeyConcurrent(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	keys := make([]string, 30)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			resp, body := do(t, gw.URL, "GET", "/config/new-key", "Bearer "+testKey, nil)
+			var nk struct{ Key string }
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &nk) != nil {
+				t.Errorf("new-key %d: %d %s", i, resp.StatusCode, body)
+			}
+			keys[i] = nk.Key
+		})
+	}
+	wg.Wait()
+	onDisk, err := config.Load(gw.path)
+	if err != nil {
+		t.Fatalf("file after 30 concurrent new keys: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k == "" || seen[k] {
+			t.Fatalf("duplicate or missing key")
+		}
+		seen[k] = true
+		if !containsString(onDisk.APIKeys, k) {
+			t.Errorf("a key is missing from the file")
+		}
+		if r, _ := do(t, gw.URL, "GET", "/api/version", "Bearer "+k, nil); r.StatusCode != 200 {
+			t.Errorf("a new key is refused: %d", r.StatusCode)
+		}
+	}
+	if len(onDisk.APIKeys) != 31 {
+		t.Errorf("file has %d keys; want 31", len(onDisk.APIKeys))
+	}
+}
+
+// TestNewKeyNotLiveWhenNotSaved: if the file cannot be written the key is
+// not created: 500 with the reason, and nothing is live.
+func TestNewKeyNotLiveWhenNotSaved(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	if err := os.RemoveAll(filepath.Dir(gw.path)); err != nil {
+		t.Fatal(err)
+	}
+	before := gw.gw.State()
+	resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
+	if resp.StatusCode != 500 || !strings.Contains(errorOf(t, body), "not created") {
+		t.Errorf("new-key with an unwritable file: %d %s; want 500", resp.StatusCode, body)
+	}
+	if gw.gw.State() != before {
+		t.Error("the running configuration changed although the key was not saved")
+	}
+}
+
+func TestHealthEndpointsAndPassiveEjection(t *testing.T) {
+	fake := ollamatest.New(t)
+	dead := deadAddress(t)
+	gw := startFileGateway(t, baseConfig(dead, fake.URL))
+	if status, _, body := get(t, gw.URL+"/healthz"); status != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("/healthz: %d %s", status, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(gw.URL + "/readyz") // no key needed
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never ready with one live backend: %d", resp.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// One request that hits the dead backend ejects it at once.
+	for range 2 {
+		if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
+			t.Fatalf("request failed: %d", status)
+		}
+	}
+	var deadB *proxy.Backend
+	for _, b := range gw.gw.State().Proxy.Pool().Backends() {
+		if b.Name() == dead {
+			deadB = b
+		}
+	}
+	if deadB.State() != proxy.StateDown {
+		t.Errorf("dead backend state %v; want down", deadB.State())
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -1,0 +1,31 @@
+// Package health decides whether each Ollama backend is up or down.
+//
+// A [Checker] combines two sources of evidence about a fixed set of
+// [Target]s:
+//
+//   - Active checks: [Checker.Run] requests Options.Path on every target
+//     every Options.Interval, each target from its own goroutine, so a hung
+//     backend (bounded by Options.Timeout) never delays another's check.
+//     A 2xx answer is a success; any other status, a connection error or a
+//     timeout is a failure.
+//   - Passive reports: the proxy calls [Checker.ReportFailure] when it could
+//     not connect to a backend. A refused connection is conclusive, so the
+//     target is marked down at once.
+//
+// Each target moves between three states, kept by the Checker:
+//
+//	unknown --first success--------------------------> up
+//	up      --FailThreshold consecutive failures-----> down
+//	any     --ReportFailure--------------------------> down
+//	down    --RiseThreshold consecutive successes----> up
+//
+// A target starts unknown and New does not touch it, so a backend keeps
+// receiving traffic until there is evidence against it. The Checker tells the
+// target its state through Target.SetHealthy and logs (and calls
+// Options.OnChange) only when SetHealthy reports a change.
+//
+// [Checker.Ready] reports whether at least one target is up, for /readyz.
+//
+// The package depends on the standard library only; it declares the small
+// [Target] interface it needs instead of importing the proxy.
+package health
