@@ -36,7 +36,7 @@ func startBackend(b *testing.B) string {
 		ctx.SetBodyString(versionBody)
 	}}
 	go srv.Serve(ln) //nolint:errcheck
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	b.Cleanup(func() { _ = srv.Shutdown(); ln.Close() })
 	return ln.Addr().String()
 }
 
@@ -62,7 +62,7 @@ func startGateway(b *testing.B, backend string, metricsOn bool) string {
 	}
 	srv := gw.NewServer()
 	go srv.Serve(ln) //nolint:errcheck
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	b.Cleanup(func() { _ = srv.Shutdown(); ln.Close() })
 	return ln.Addr().String()
 }
 

@@ -1,4 +1,6 @@
-// Package config reads, defaults and validates the gateway's config.json.
+// Package config reads, defaults and validates the gateway's config.json,
+// and edits its key lists on disk (AddKey, RemoveKey) without ever leaving
+// a file that would not load (WriteFileAtomic).
 //
 // A Config is plain data. It is built in three steps:
 //
@@ -20,8 +22,8 @@
 // user info (credentials) of an address: keys are named by index only.
 //
 // The format is that of the original Ollama Gateway config.json; a file
-// written for it loads unchanged. The "proxy" block and "adminKeys" are new
-// and optional.
+// written for it loads unchanged. The "proxy" block, "adminKeys" and the
+// other fields marked optional are new.
 //
 // A *Config returned by [Parse] or [Load] is not modified by this package
 // afterwards; it is safe for concurrent reads as long as no one writes to it.

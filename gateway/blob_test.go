@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
 )
@@ -86,7 +87,11 @@ func TestBlobUploadStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.ContentLength = size
-	resp, err := httpClient().Do(req)
+	// A slow, loaded CI machine moves 1 GiB under -race in tens of
+	// seconds: a generous bound, still finite.
+	client := httpClient()
+	client.Timeout = 5 * time.Minute
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

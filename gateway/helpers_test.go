@@ -57,7 +57,10 @@ func startGatewayOn(t testing.TB, ln net.Listener, mutate func(*config.Config), 
 		_ = srv.Serve(ln)
 	}()
 	t.Cleanup(func() {
+		// Shutdown returns at once if Serve has not registered its
+		// listener yet: closing the listener makes Serve return anyway.
 		_ = srv.Shutdown()
+		ln.Close()
 		<-done
 		gw.Close()
 		gw.State().Proxy.Pool().Close()

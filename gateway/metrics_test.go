@@ -144,7 +144,7 @@ func TestNoSecretInLogsOrMetrics(t *testing.T) {
 	}
 	srv := gw.NewServer()
 	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Shutdown(); gw.Close() })
+	t.Cleanup(func() { srv.Shutdown(); ln.Close(); gw.Close() })
 	url := "http://" + ln.Addr().String()
 
 	const wrong = "wrong-secret-guess-123456"

@@ -77,6 +77,7 @@ func startFileGateway(t testing.TB, cfg config.Config) *fileGateway {
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		_ = srv.Shutdown()
+		ln.Close() // in case Serve had not started yet
 		<-done
 		gw.Close()
 	})
