@@ -315,20 +315,11 @@ func (v *validator) perKey(c *Config, m map[string]RateOverride) {
 	if len(m) == 0 {
 		return
 	}
-	known := make(map[string]bool)
-	for _, k := range append(slices.Clone(c.APIKeys), c.AdminKeys...) {
-		if k == "" {
-			continue
-		}
-		d := KeyDigest(k)
-		known[KeyID(d)] = true
-		known["sha256:"+hex.EncodeToString(d[:])] = true
-		known[k] = true
-	}
+	digests := c.keyDigestsByName()
 	names := slices.Sorted(maps.Keys(m))
 	for i, name := range names {
 		field := "rateLimit.perKey[" + publicKeyName(name, i) + "]"
-		if !known[strings.ToLower(name)] && !known[name] {
+		if _, ok := lookupKeyName(digests, name); !ok {
 			v.add(field, "names no key of apiKeys or adminKeys")
 		}
 		r := m[name]
@@ -339,6 +330,48 @@ func (v *validator) perKey(c *Config, m map[string]RateOverride) {
 			v.add(field+".timeWindowSeconds", "must be > 0")
 		}
 	}
+}
+
+// PerKeyDigests resolves the names of RateLimit.PerKey (key id, sha256
+// form or key) to the digests of the keys they name. Validate reports a
+// name that resolves to no configured key; such names are left out here.
+func (c *Config) PerKeyDigests() map[[32]byte]RateOverride {
+	if len(c.RateLimit.PerKey) == 0 {
+		return nil
+	}
+	digests := c.keyDigestsByName()
+	out := make(map[[32]byte]RateOverride, len(c.RateLimit.PerKey))
+	for name, r := range c.RateLimit.PerKey {
+		if d, ok := lookupKeyName(digests, name); ok {
+			out[d] = r
+		}
+	}
+	return out
+}
+
+// keyDigestsByName maps every name a configured key can be given by (the
+// key, its id, its sha256 form) to its digest.
+func (c *Config) keyDigestsByName() map[string][32]byte {
+	m := make(map[string][32]byte)
+	for _, k := range append(slices.Clone(c.APIKeys), c.AdminKeys...) {
+		if k == "" {
+			continue
+		}
+		d := KeyDigest(k)
+		m[KeyID(d)] = d
+		m["sha256:"+hex.EncodeToString(d[:])] = d
+		m[k] = d
+	}
+	return m
+}
+
+// lookupKeyName finds name as written, else lower-cased (hex digits).
+func lookupKeyName(m map[string][32]byte, name string) ([32]byte, bool) {
+	if d, ok := m[name]; ok {
+		return d, true
+	}
+	d, ok := m[strings.ToLower(name)]
+	return d, ok
 }
 
 // publicKeyName returns how a PerKey entry may be shown: as written when it

@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"encoding/hex"
-	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -65,27 +62,11 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 	if p.trusted, err = access.NewIPSet(cfg.Security.TrustedProxies); err != nil {
 		return nil, err
 	}
-	if len(cfg.RateLimit.PerKey) > 0 {
-		// Resolve each override to a key id; validation made sure each
-		// names a configured key.
-		byName := map[string][16]byte{}
-		for _, k := range append(append([]string{}, cfg.APIKeys...), cfg.AdminKeys...) {
-			d := config.KeyDigest(k)
+	if perKey := cfg.PerKeyDigests(); len(perKey) > 0 {
+		p.perKey = make(map[[16]byte]limiter.Rate, len(perKey))
+		for d, r := range perKey {
 			var id [16]byte
 			copy(id[:], d[:16])
-			byName[k] = id
-			byName[config.KeyID(d)] = id
-			byName["sha256:"+hex.EncodeToString(d[:])] = id
-		}
-		p.perKey = map[[16]byte]limiter.Rate{}
-		for name, r := range cfg.RateLimit.PerKey {
-			id, ok := byName[name]
-			if !ok {
-				id, ok = byName[strings.ToLower(name)]
-			}
-			if !ok {
-				return nil, fmt.Errorf("rateLimit.perKey: an entry names no configured key")
-			}
 			p.perKey[id] = limiter.Rate{Limit: r.MaxRequests, Window: time.Duration(r.TimeWindowSeconds) * time.Second}
 		}
 	}

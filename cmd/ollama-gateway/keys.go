@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/ollamagw/ollama-gateway/config"
 )
@@ -22,11 +21,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("ollama-gateway keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defPath := "config.json"
-	if p := os.Getenv("OLLAMA_GATEWAY_CONFIG"); p != "" {
-		defPath = p
-	}
-	path := fs.String("config", defPath, "path of the configuration file (env OLLAMA_GATEWAY_CONFIG)")
+	path := configFlag(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

@@ -50,11 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("ollama-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defPath := "config.json"
-	if p := os.Getenv("OLLAMA_GATEWAY_CONFIG"); p != "" {
-		defPath = p
-	}
-	cfgPath := fs.String("config", defPath, "path of the configuration file (env OLLAMA_GATEWAY_CONFIG)")
+	cfgPath := configFlag(fs)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -127,6 +123,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return shutdown(srv, gw, log, sig, sigs)
 		}
 	}
+}
+
+// configFlag defines -config: default $OLLAMA_GATEWAY_CONFIG, else
+// config.json.
+func configFlag(fs *flag.FlagSet) *string {
+	def := "config.json"
+	if p := os.Getenv("OLLAMA_GATEWAY_CONFIG"); p != "" {
+		def = p
+	}
+	return fs.String("config", def, "path of the configuration file (env OLLAMA_GATEWAY_CONFIG)")
 }
 
 // shutdown stops accepting, lets requests in flight finish for the grace
