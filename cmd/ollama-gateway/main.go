@@ -94,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ollama-gateway: %v\n", err)
 		return 1
 	}
+	ln = gateway.KeepAccepting(ln, log)
 	srv := gw.NewServer()
 	// Signals are ours before the startup line tells anyone we run.
 	sigs := make(chan os.Signal, 2)

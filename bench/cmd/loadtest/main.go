@@ -67,11 +67,19 @@ type plan struct {
 	held     int
 }
 
-// raiseFileLimit lifts the open-file soft limit to the hard limit: 10,000
-// held streams need two sockets each in the gateway.
+// raiseFileLimit lifts the open-file limit the children inherit: 10,000
+// held streams need two sockets each in a proxy. It asks for 200,000 (root
+// may raise the hard limit), else settles for the hard limit.
 func raiseFileLimit() {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: 200000, Max: max(l.Max, 200000)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+		return
+	}
+	if l.Cur < l.Max {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}

@@ -49,7 +49,7 @@ func runRole(role, listen, upstream string) error {
 		if err != nil {
 			return err
 		}
-		return gw.NewServer().Serve(ln)
+		return gw.NewServer().Serve(gateway.KeepAccepting(ln, slog.Default()))
 	case "httputil":
 		target, _ := url.Parse("http://" + upstream)
 		rp := httputil.NewSingleHostReverseProxy(target)
