@@ -136,7 +136,8 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 		size = -1
 		ctx.Response.ImmediateHeaderFlush = true
 	}
-	x.body = responseBody{x: x, up: upResp, body: body, track: isText(upResp.Header.ContentType())}
+	x.body = responseBody{x: x, up: upResp, body: body, track: isText(upResp.Header.ContentType()),
+		bound: size < 0 || size > boundedWriteSize}
 	ctx.SetBodyStream(&x.body, size)
 }
 
@@ -180,6 +181,11 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 	}
 	return nil
 }
+
+// boundedWriteSize is the response size above which the client's write
+// deadline is moved while the body is passed on; smaller fixed-size bodies
+// are written in one go.
+const boundedWriteSize = 64 << 10
 
 // Bounds on reading away a refused request body.
 const (

@@ -107,6 +107,7 @@ type responseBody struct {
 	eof      bool
 	closed   bool
 	track    bool // keep the tail (text content types)
+	bound    bool // move the client's write deadline (streams, large bodies)
 	deadline time.Time
 }
 
@@ -126,8 +127,9 @@ func (r *responseBody) Read(p []byte) (int, error) {
 		}
 		// Bounds the write of what we return now, counted from now (not
 		// from before a long backend silence): a client that stops
-		// reading cannot pin the backend connection forever.
-		if want := now.Add(x.p.opts.IdleTimeout); want.Sub(r.deadline) > deadlineSlack {
+		// reading cannot pin the backend connection forever. A small
+		// fixed-size body is written at once and needs none.
+		if want := now.Add(x.p.opts.IdleTimeout); r.bound && want.Sub(r.deadline) > deadlineSlack {
 			_ = x.ctx.SetWriteDeadline(want)
 			r.deadline = want
 		}
