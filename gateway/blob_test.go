@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -112,3 +113,37 @@ func TestBlobUploadStreams(t *testing.T) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// TestBlobUploadExisting: Ollama answers an upload of a blob it already has
+// with 200 without reading the body; through the gateway that must be a
+// 200 too, not a 502 from the broken pipe (review finding).
+func TestBlobUploadExisting(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startGateway(t, nil, fake.URL)
+	body := ollamatest.DeterministicBytes(8 << 20)
+	sum := sha256.Sum256(body)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	upload := func() int {
+		req, _ := http.NewRequest("POST", gw.URL+"/api/blobs/"+digest, bytes.NewReader(body))
+		resp, err := httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := upload(); status != http.StatusCreated {
+		t.Fatalf("first upload: %d; want 201", status)
+	}
+	received := fake.BlobBytes()
+	if status := upload(); status != http.StatusOK {
+		t.Errorf("upload of an existing blob: %d; want 200", status)
+	}
+	if fake.BlobBytes() != received {
+		t.Error("the existing blob was uploaded again")
+	}
+	if status := upload(); status != http.StatusOK {
+		t.Errorf("third upload on the same client: %d; want 200", status)
+	}
+}

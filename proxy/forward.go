@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -108,6 +109,14 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 	upResp := fasthttp.AcquireResponse()
 	if err := x.roundTrip(upReq, upResp); err != nil {
 		fasthttp.ReleaseResponse(upResp)
+		if err == errBlobExists {
+			// What Ollama answers for a blob it has, without the body.
+			x.discardBody(ctx.RequestBodyStream())
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			x.res.Status = fasthttp.StatusOK
+			x.finish(nil)
+			return
+		}
 		x.fail(err)
 		return
 	}
@@ -265,6 +274,15 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		pos = at + 1
 		x.res.Backend = b
 		x.setURI(upReq, b)
+		if x.upload.streamed && !x.upload.started && upReq.Header.IsPost() && bytes.HasPrefix(x.ctx.Path(), []byte("/api/blobs/")) {
+			// Ollama answers a blob it already has without reading the
+			// body, but fasthttp writes the whole body first and fails
+			// on the closed connection: ask first, as Ollama's own
+			// client does.
+			if x.blobExists(upReq, b) {
+				return errBlobExists
+			}
+		}
 		b.inFlight.Add(1)
 		err = b.client.Do(upReq, upResp)
 		if err == nil {
@@ -298,6 +316,27 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		return err
 	}
 	return err
+}
+
+// errBlobExists ends an upload the backend does not need.
+var errBlobExists = errors.New("proxy: blob exists")
+
+// blobExists asks backend b (HEAD, same URI as upReq) whether it has the
+// blob; any failure means "no", and the upload goes ahead.
+func (x *exchange) blobExists(upReq *fasthttp.Request, b *Backend) bool {
+	head := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(head)
+	defer fasthttp.ReleaseResponse(resp)
+	upReq.Header.CopyTo(&head.Header)
+	head.Header.SetMethod(fasthttp.MethodHead)
+	head.Header.SetContentLength(0)
+	head.SetRequestURIBytes(x.scratch) // setURI left upReq's full URI there
+	resp.SkipBody = true
+	if err := b.client.Do(head, resp); err != nil {
+		return false
+	}
+	return resp.StatusCode() == fasthttp.StatusOK
 }
 
 // setURI points upReq at backend b: its scheme, host and path prefix, then
