@@ -112,9 +112,15 @@ func (g *Gateway) serveLive(ctx *fasthttp.RequestCtx) {
 	}{"ok"})
 }
 
-// serveReady is the readiness probe: at least one backend is up.
+// serveReady is the readiness probe: at least one backend passed a health
+// check and is not marked down. Backends keep their state across reloads,
+// so a reload does not make the gateway unready.
 func (g *Gateway) serveReady(ctx *fasthttp.RequestCtx) {
-	if c := g.checker.Load(); c != nil && c.Ready() {
+	ready := false
+	for _, b := range g.State().Proxy.Pool().Backends() {
+		ready = ready || b.State() == proxy.StateUp
+	}
+	if ready {
 		writeJSON(ctx, fasthttp.StatusOK, struct {
 			Status string `json:"status"`
 		}{"ready"})

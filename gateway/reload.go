@@ -89,6 +89,9 @@ func (g *Gateway) countReload(ok bool) {
 // applyLocked builds the new snapshot off to the side and swaps it in.
 // Requests in flight finish on the snapshot they started with.
 func (g *Gateway) applyLocked(cfg *config.Config) (*ReloadResult, error) {
+	if g.ctx.Err() != nil {
+		return nil, errors.New("gateway: closed")
+	}
 	old := g.state.Load()
 	st, err := g.newStateReusing(cfg, old)
 	if err != nil {
@@ -98,7 +101,10 @@ func (g *Gateway) applyLocked(cfg *config.Config) (*ReloadResult, error) {
 	res := describe(old, st)
 	g.state.Store(st)
 	g.swapMetrics(old.Config, cfg)
-	g.startHealth(st)
+	if !slices.Equal(old.Proxy.Pool().Backends(), st.Proxy.Pool().Backends()) || old.Config.LoadBalancer != cfg.LoadBalancer {
+		// Kept backends keep their state; only the checker restarts.
+		g.startHealth(st)
+	}
 	for _, b := range old.Proxy.Pool().Backends() {
 		if !slices.Contains(st.Proxy.Pool().Backends(), b) {
 			g.retire(b)

@@ -404,3 +404,31 @@ func containsString(list []string, s string) bool {
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+// TestReadyAcrossReload: a reload that keeps the backends does not make
+// the gateway unready, not even for an instant (review finding).
+func TestReadyAcrossReload(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	ready := func() int {
+		status, _, _ := get(t, gw.URL+"/readyz")
+		return status
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ready() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 5 {
+		cfg := baseConfig(fake.URL)
+		cfg.Logging = i%2 == 0
+		if _, err := gw.gw.Apply(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if status := ready(); status != 200 {
+			t.Fatalf("reload %d: /readyz = %d right after; want 200", i, status)
+		}
+	}
+}

@@ -44,6 +44,9 @@ func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
 // Finish records the request and returns r to the pool. It implements
 // proxy.Finisher; the gateway calls it itself for requests it answered.
 func (r *request) Finish(res *proxy.Result) {
+	// The slot first: nothing below may keep a client's slot taken.
+	r.slot.Release()
+	r.slot = nil
 	g := r.g
 	var u telemetry.Usage
 	if res.Status == fasthttp.StatusOK && res.Backend != nil {
@@ -58,7 +61,6 @@ func (r *request) Finish(res *proxy.Result) {
 	if r.st.Config.Logging {
 		r.log(res, u)
 	}
-	r.slot.Release()
 	*r = request{}
 	requests.Put(r)
 }

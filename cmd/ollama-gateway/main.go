@@ -121,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Error("server stopped", "err", err)
 			return 1
 		case sig := <-sigs:
+			stopWatch() // no reload may start while the gateway closes
 			return shutdown(srv, gw, log, sig, sigs)
 		}
 	}
