@@ -357,8 +357,10 @@ func TestUploadClientHangsUp(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("short upload: %d; want 400", resp.StatusCode)
 	}
-	if n := a.RequestsTo("/api/blobs/"+digest) + b.RequestsTo("/api/blobs/"+digest); n > 1 {
-		t.Errorf("short upload reached backends %d times; want at most once", n)
+	// One backend may see the upload (and the HEAD that precedes it); it
+	// must not be retried on the other.
+	if na, nb := a.RequestsTo("/api/blobs/"+digest), b.RequestsTo("/api/blobs/"+digest); na > 0 && nb > 0 {
+		t.Errorf("short upload was retried on the other backend (%d and %d requests)", na, nb)
 	}
 }
 
