@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"time"
@@ -296,9 +295,4 @@ func statOf(path string) fileStamp {
 		return fileStamp{missing: true}
 	}
 	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ino: inode(fi)}
-}
-
-// String describes r for logs.
-func (r *ReloadResult) String() string {
-	return fmt.Sprintf("added %v, removed %v, %d keys", r.Backends.Added, r.Backends.Removed, r.APIKeys)
 }

@@ -98,11 +98,4 @@ func TestRing(t *testing.T) {
 	}
 }
 
-func TestResultLastLine(t *testing.T) {
-	r := Result{tail: []byte("{\"done\":false}\n{\"done\":true,\"eval_count\":5}\n")}
-	if got := string(r.LastLine()); got != `{"done":true,"eval_count":5}` {
-		t.Errorf("LastLine = %q", got)
-	}
-}
-
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"time"
@@ -46,15 +45,6 @@ type Result struct {
 // (for a chat stream: its final line with the token counts), nil for other
 // content types. The slice is valid only during the OnDone call.
 func (r *Result) Tail() []byte { return r.tail }
-
-// LastLine returns the last non-empty line of Tail, without its newline.
-func (r *Result) LastLine() []byte {
-	t := bytes.TrimRight(r.tail, "\r\n")
-	if i := bytes.LastIndexByte(t, '\n'); i >= 0 {
-		t = t[i+1:]
-	}
-	return t
-}
 
 // ring keeps the last tailSize bytes written to it.
 type ring struct {
