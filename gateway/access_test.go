@@ -330,10 +330,7 @@ func TestMaxConcurrent(t *testing.T) {
 	resp.Body.Close()
 	// The slot is released when the stream's last byte has been passed on,
 	// just after the client saw it: wait for that state, bounded.
-	deadline := time.Now().Add(10 * time.Second)
-	for gw.gw.conc.Len() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "concurrency slot released", func() bool { return gw.gw.conc.Len() == 0 })
 	if r3, body := do(t, gw.URL, "GET", "/api/version", "Bearer "+testKey, nil); r3.StatusCode != 200 {
 		t.Errorf("after the stream ended: %d %s; want 200", r3.StatusCode, body)
 	}

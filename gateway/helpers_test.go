@@ -26,11 +26,7 @@ type testGateway struct {
 // mutate (may be nil), on 127.0.0.1. It stops when the test ends.
 func startGateway(t testing.TB, mutate func(*config.Config), backends ...string) *testGateway {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startGatewayOn(t, ln, mutate, backends...)
+	return startGatewayOn(t, listen(t), mutate, backends...)
 }
 
 // startGatewayOn is startGateway serving on ln.
@@ -45,8 +41,17 @@ func startGatewayOn(t testing.TB, ln net.Listener, mutate func(*config.Config), 
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gw, err := New(&cfg, log)
+	return serve(t, ln, &cfg, nil)
+}
+
+// serve runs a gateway for cfg on ln until the test ends; log nil sends
+// warnings and errors to t.Log.
+func serve(t testing.TB, ln net.Listener, cfg *config.Config, log *slog.Logger, opts ...Option) *testGateway {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	gw, err := New(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +71,29 @@ func startGatewayOn(t testing.TB, ln net.Listener, mutate func(*config.Config), 
 		gw.State().Proxy.Pool().Close()
 	})
 	return &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}
+}
+
+// listen opens a loopback listener.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// eventually waits, bounded, for cond: for states reached just after the
+// response the client saw (a slot released, a file reloaded).
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // testWriter sends log output to t.Log.

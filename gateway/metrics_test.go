@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,18 +133,7 @@ func TestNoSecretInLogsOrMetrics(t *testing.T) {
 	cfg.AdminKeys = []string{admin}
 	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 2, TimeWindowSeconds: 60, AuthFailuresPerMinute: 10}
 	var logs lockedBuffer
-	gw, err := New(&cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gw.NewServer()
-	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Shutdown(); ln.Close(); gw.Close() })
-	url := "http://" + ln.Addr().String()
+	url := serve(t, listen(t), &cfg, slog.New(slog.NewJSONHandler(&logs, nil))).URL
 
 	const wrong = "wrong-secret-guess-123456"
 	post(t, url+"/api/chat", `{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`)

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,25 +61,7 @@ func startFileGateway(t testing.TB, cfg config.Config) *fileGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gw, err := New(loaded, log, WithConfigPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gw.NewServer()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		ln.Close() // in case Serve had not started yet
-		<-done
-		gw.Close()
-	})
-	return &fileGateway{testGateway: &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}, path: path}
+	return &fileGateway{testGateway: serve(t, listen(t), loaded, nil, WithConfigPath(path)), path: path}
 }
 
 // TestReloadUnderLoad: clients stream chats and make short requests while
@@ -257,13 +237,7 @@ func TestWatchConfigReloadsOnRename(t *testing.T) {
 	cfg := baseConfig(fake.URL)
 	cfg.APIKeys = append(cfg.APIKeys, "watched-key-000000000000")
 	writeConfig(t, gw.path, cfg)
-	deadline := time.Now().Add(10 * time.Second)
-	for gw.gw.State().policy.keys.Len() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the file watch did not reload a renamed-over config within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "the file watch reloads a renamed-over config", func() bool { return gw.gw.State().policy.keys.Len() == 2 })
 	if status, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer watched-key-000000000000", nil); status.StatusCode != 200 {
 		t.Errorf("watched key refused: %d", status.StatusCode)
 	}
@@ -359,22 +333,15 @@ func TestHealthEndpointsAndPassiveEjection(t *testing.T) {
 	if status, _, body := get(t, gw.URL+"/healthz"); status != 200 || !strings.Contains(body, "ok") {
 		t.Errorf("/healthz: %d %s", status, body)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(gw.URL + "/readyz") // no key needed
+	eventually(t, "/readyz ready, without a key, with one live backend", func() bool {
+		resp, err := http.Get(gw.URL + "/readyz") // no key sent
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never ready with one live backend: %d", resp.StatusCode)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return resp.StatusCode == 200
+	})
 	// One request that hits the dead backend ejects it at once.
 	for range 2 {
 		if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
@@ -414,13 +381,7 @@ func TestReadyAcrossReload(t *testing.T) {
 		status, _, _ := get(t, gw.URL+"/readyz")
 		return status
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ready() != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "ready", func() bool { return ready() == 200 })
 	for i := range 5 {
 		cfg := baseConfig(fake.URL)
 		cfg.Logging = i%2 == 0
