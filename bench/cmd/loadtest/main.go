@@ -34,6 +34,8 @@ func main() {
 	tokens := flag.Int("tokens", 50, "tokens per streamed chat")
 	gap := flag.Duration("gap", 20*time.Millisecond, "pause between two tokens")
 	held := flag.Int("held", 10000, "concurrent held (paused) streams for the memory figure")
+	scenarios := flag.String("scenarios", "short,stream,held", "comma-separated scenarios to run")
+	targets := flag.String("targets", "gateway,httputil,nginx", "comma-separated proxies to compare with direct (always run)")
 	flag.Parse()
 
 	if *role != "" {
@@ -47,7 +49,8 @@ func main() {
 		*duration, *streams, *tokens, *gap, *held = 500*time.Millisecond, 20, 5, 5*time.Millisecond, 50
 	}
 	raiseFileLimit()
-	p := plan{duration: *duration, conc: []int{64, 256}, streams: *streams, tokens: *tokens, gap: *gap, held: *held}
+	p := plan{duration: *duration, conc: []int{64, 256}, streams: *streams, tokens: *tokens, gap: *gap, held: *held,
+		scenarios: set(*scenarios), targets: set(*targets)}
 	if *smoke {
 		p.conc = []int{8}
 	}
@@ -65,6 +68,20 @@ type plan struct {
 	tokens   int
 	gap      time.Duration
 	held     int
+
+	scenarios map[string]bool // short, stream, held
+	targets   map[string]bool // gateway, httputil, nginx
+}
+
+// set splits a comma-separated flag value.
+func set(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			m[s] = true
+		}
+	}
+	return m
 }
 
 // raiseFileLimit lifts the open-file limit the children inherit: 10,000

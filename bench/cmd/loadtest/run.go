@@ -29,6 +29,9 @@ func run(p plan) error {
 	defer backend.stop()
 	targets := []*child{{name: "direct", addr: backend.addr, cmd: backend.cmd}}
 	for _, role := range []string{"gateway", "httputil"} {
+		if !p.targets[role] {
+			continue
+		}
 		c, err := start(role, backend.addr)
 		if err != nil {
 			return err
@@ -36,11 +39,13 @@ func run(p plan) error {
 		defer c.stop()
 		targets = append(targets, c)
 	}
-	if ng, err := startNginx(backend.addr); err == nil {
-		defer ng.stop()
-		targets = append(targets, ng)
-	} else {
-		fmt.Fprintln(os.Stderr, "loadtest: nginx column skipped:", err)
+	if p.targets["nginx"] {
+		if ng, err := startNginx(backend.addr); err == nil {
+			defer ng.stop()
+			targets = append(targets, ng)
+		} else {
+			fmt.Fprintln(os.Stderr, "loadtest: nginx column skipped:", err)
+		}
 	}
 
 	results := map[string]result{}
@@ -49,6 +54,9 @@ func run(p plan) error {
 	}
 	var rows []string
 	for _, conc := range p.conc {
+		if !p.scenarios["short"] {
+			break
+		}
 		for _, t := range targets {
 			short(t, conc, p.duration, results[t.name])
 		}
@@ -57,14 +65,19 @@ func run(p plan) error {
 			fmt.Sprintf("short c=%d: p99 ms", conc), fmt.Sprintf("short c=%d: p99.9 ms", conc),
 			fmt.Sprintf("short c=%d: CPU s/10k req", conc))
 	}
-	for _, t := range targets {
-		stream(t, p, results[t.name])
+	if p.scenarios["stream"] {
+		for _, t := range targets {
+			stream(t, p, results[t.name])
+		}
+		rows = append(rows, "stream: chunk lag p50 ms", "stream: chunk lag p99 ms", "stream: TTFB p50 ms", "stream: completed", "stream: CPU µs/chunk")
 	}
-	rows = append(rows, "stream: chunk lag p50 ms", "stream: chunk lag p99 ms", "stream: TTFB p50 ms", "stream: completed")
-	for _, t := range targets {
-		holdStreams(t, p.held, results[t.name])
+	if p.scenarios["held"] {
+		for _, t := range targets {
+			holdStreams(t, p.held, results[t.name])
+		}
+		rows = append(rows, "held streams: KiB RSS/stream")
 	}
-	rows = append(rows, "held streams: KiB RSS/stream", "peak RSS MiB")
+	rows = append(rows, "peak RSS MiB")
 	for _, t := range targets {
 		results[t.name]["peak RSS MiB"] = float64(t.peakRSS()) / (1 << 20)
 	}
@@ -120,6 +133,7 @@ func stream(t *child, p plan, r result) {
 	var completed atomic.Int64
 	var wg sync.WaitGroup
 	uri := fmt.Sprintf("http://%s/api/chat?tokens=%d&gap=%s", t.addr, p.tokens, p.gap)
+	cpu0 := t.cpu()
 	for range p.streams {
 		wg.Go(func() {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -163,12 +177,16 @@ func stream(t *child, p plan, r result) {
 		})
 	}
 	wg.Wait()
+	cpu := t.cpu() - cpu0
 	slices.Sort(lags)
 	slices.Sort(ttfbs)
 	r["stream: chunk lag p50 ms"] = ms(pct(lags, 0.50))
 	r["stream: chunk lag p99 ms"] = ms(pct(lags, 0.99))
 	r["stream: TTFB p50 ms"] = ms(pct(ttfbs, 0.50))
 	r["stream: completed"] = float64(completed.Load())
+	if n := len(lags); n > 0 {
+		r["stream: CPU µs/chunk"] = float64(cpu.Microseconds()) / float64(n)
+	}
 }
 
 // holdStreams opens n streams the backend keeps open and reports the
