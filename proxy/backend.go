@@ -54,6 +54,10 @@ type BackendOptions struct {
 	// IdleTimeout bounds the silence between two reads of the response or
 	// two writes of the request body, once bytes flow. Default 5 min.
 	IdleTimeout time.Duration
+	// MaxBufferedResponse caps the metadata answers that are read whole
+	// instead of streamed (GET /api/tags and the like): a larger one fails
+	// the request with 502. Default 16 MiB, far above any model list.
+	MaxBufferedResponse int
 }
 
 func (o BackendOptions) withDefaults() BackendOptions {
@@ -71,6 +75,9 @@ func (o BackendOptions) withDefaults() BackendOptions {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.MaxBufferedResponse <= 0 {
+		o.MaxBufferedResponse = 16 << 20
 	}
 	return o
 }
@@ -146,9 +153,13 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 		// ReadTimeout and WriteTimeout are deadlines for a whole exchange
 		// and would cut long generations; deadlineConn enforces first-byte
 		// and idle timeouts instead.
-		ReadTimeout:                   0,
-		WriteTimeout:                  0,
-		StreamResponseBody:            true,
+		ReadTimeout:  0,
+		WriteTimeout: 0,
+		// Responses stream unless the request asks for one of Ollama's
+		// small metadata answers (see bufferedRoute); those are read
+		// whole, up to MaxResponseBodySize.
+		StreamResponseBody:            false,
+		MaxResponseBodySize:           opts.MaxBufferedResponse,
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultUserAgentHeader:      true,

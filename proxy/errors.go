@@ -42,6 +42,8 @@ func statusFor(err error) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
 	case errors.Is(err, ErrClientBody):
 		return fasthttp.StatusBadRequest, "error reading request body"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusBadGateway, "the Ollama backend's answer is too large to pass on"
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fasthttp.StatusServiceUnavailable, "no Ollama backend available: all connections busy"
 	case !isDialError(err) && isTimeout(err):

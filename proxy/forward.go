@@ -107,6 +107,8 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 		return
 	}
 	upResp := fasthttp.AcquireResponse()
+	buffered := bufferedRoute(ctx)
+	upResp.StreamBody = !buffered
 	if err := x.roundTrip(upReq, upResp); err != nil {
 		fasthttp.ReleaseResponse(upResp)
 		if err == errBlobExists {
@@ -128,6 +130,10 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 
 	x.res.Status = upResp.StatusCode()
 	copyResponseHeaders(&ctx.Response.Header, &upResp.Header)
+	if buffered {
+		x.passBuffered(upResp)
+		return
+	}
 	body := upResp.BodyStream()
 	if body == nil { // HEAD, 204, 304
 		if ctx.IsHead() {
@@ -148,6 +154,42 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 	x.body = responseBody{x: x, up: upResp, body: body, track: isText(upResp.Header.ContentType()),
 		bound: size < 0 || size > boundedWriteSize}
 	ctx.SetBodyStream(&x.body, size)
+}
+
+// bufferedRoute reports whether the response to the request of ctx is read
+// whole before it is passed on instead of streamed: a GET of Ollama's
+// metadata (version, model lists, running models, liveness), a single small
+// JSON document Ollama writes at once. Buffering it costs no latency, frees
+// the backend connection before the client has read the answer, and skips
+// the streaming client's per-response allocations. Its size is capped by
+// BackendOptions.MaxBufferedResponse. Everything else, above all the
+// generations, streams.
+func bufferedRoute(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.IsGet() {
+		return false
+	}
+	switch p := ctx.Path(); string(p) {
+	case "/", "/api/version", "/api/tags", "/api/ps", "/v1/models":
+		return true
+	default:
+		return bytes.HasPrefix(p, []byte("/v1/models/"))
+	}
+}
+
+// passBuffered sets a response read whole as the client's answer and ends
+// the exchange.
+func (x *exchange) passBuffered(upResp *fasthttp.Response) {
+	body := upResp.Body()
+	if len(body) > 0 {
+		x.res.FirstByte = time.Since(x.res.Start)
+		x.res.BytesOut = int64(len(body))
+		if x.body.track = isText(upResp.Header.ContentType()); x.body.track {
+			x.tail.write(body)
+		}
+	}
+	x.ctx.SetBody(body)
+	fasthttp.ReleaseResponse(upResp)
+	x.finish(nil)
 }
 
 // prepareBody sets the upstream request body: streamed for model uploads,
