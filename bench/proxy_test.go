@@ -11,30 +11,24 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ollamagw/ollama-gateway/bench/fastollama"
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/gateway"
 )
-
-// versionBody is what Ollama answers on /api/version: the smallest real
-// response, so the benchmark measures the proxy, not the payload.
-const versionBody = `{"version":"0.17.4"}`
 
 // benchKey is the API key the benchmark clients send (to every target: the
 // baselines ignore it).
 const benchKey = "ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"
 
-// startBackend runs a fasthttp server that answers like Ollama's
-// /api/version, so the backend is never the bottleneck.
+// startBackend runs the fast fake Ollama, so the backend is never the
+// bottleneck.
 func startBackend(b *testing.B) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("application/json; charset=utf-8")
-		ctx.SetBodyString(versionBody)
-	}}
+	srv := &fasthttp.Server{Handler: fastollama.Handler}
 	go srv.Serve(ln) //nolint:errcheck
 	b.Cleanup(func() { _ = srv.Shutdown(); ln.Close() })
 	return ln.Addr().String()
@@ -100,7 +94,7 @@ func drive(b *testing.B, addr string) {
 				b.Error(err)
 				return
 			}
-			if resp.StatusCode() != 200 || string(resp.Body()) != versionBody {
+			if resp.StatusCode() != 200 || string(resp.Body()) != fastollama.VersionBody {
 				b.Errorf("answer %d %q", resp.StatusCode(), resp.Body())
 				return
 			}

@@ -2,12 +2,12 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"net"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/ollamagw/ollama-gateway/bench/fastollama"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,45 +19,10 @@ const (
 	tokenGap = 250 * time.Microsecond
 )
 
-// startStreamBackend runs a fasthttp server answering /api/chat with a
-// chunked NDJSON stream of `chunks` lines, each carrying the time it was
-// written (UnixNano) and flushed on its own, as Ollama does per token.
-func startStreamBackend(b *testing.B) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("application/x-ndjson")
-		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			var line []byte
-			for i := range chunks {
-				line = append(line[:0], `{"model":"llama3.2","message":{"role":"assistant","content":"tok"},"sent":`...)
-				line = strconv.AppendInt(line, time.Now().UnixNano(), 10)
-				if i == chunks-1 {
-					line = append(line, `,"done":true,"done_reason":"stop","eval_count":200}`...)
-				} else {
-					line = append(line, `,"done":false}`...)
-				}
-				line = append(line, '\n')
-				w.Write(line)
-				if w.Flush() != nil {
-					return
-				}
-				time.Sleep(tokenGap)
-			}
-		})
-	}}
-	go srv.Serve(ln) //nolint:errcheck
-	b.Cleanup(func() { _ = srv.Shutdown(); ln.Close() })
-	return ln.Addr().String()
-}
-
 // streamLag reads one chat stream from addr and returns the mean delay
 // between a chunk's write at the backend and its arrival at the client.
 func streamLag(b *testing.B, c net.Conn, br *bufio.Reader, addr string) time.Duration {
-	req := "POST /api/chat HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + benchKey +
+	req := "POST /api/chat?tokens=" + strconv.Itoa(chunks) + "&gap=" + tokenGap.String() + " HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + benchKey +
 		"\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"model\":\"llama\"}"
 	if _, err := c.Write([]byte(req)); err != nil {
 		b.Fatal(err)
@@ -73,11 +38,7 @@ func streamLag(b *testing.B, c net.Conn, br *bufio.Reader, addr string) time.Dur
 	for {
 		line, err := body.ReadSlice('\n')
 		if len(line) > 0 {
-			now := time.Now().UnixNano()
-			i := bytes.Index(line, []byte(`"sent":`))
-			j := bytes.IndexByte(line[i+7:], ',')
-			sent, _ := strconv.ParseInt(string(line[i+7:i+7+j]), 10, 64)
-			total += time.Duration(now - sent)
+			total += time.Since(fastollama.SentAt(line))
 			n++
 		}
 		if err != nil {
@@ -97,7 +58,7 @@ func streamLag(b *testing.B, c net.Conn, br *bufio.Reader, addr string) time.Dur
 // client. The gateway's added latency per chunk is the difference of the
 // two sub-benchmarks, measured in the same run.
 func BenchmarkStream(b *testing.B) {
-	backend := startStreamBackend(b)
+	backend := startBackend(b)
 	run := func(b *testing.B, addr string) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {

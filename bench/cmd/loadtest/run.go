@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ollamagw/ollama-gateway/bench/fastollama"
 	"github.com/valyala/fasthttp"
 )
 
@@ -160,7 +161,7 @@ func stream(t *child, p plan, r result) {
 						mu.Unlock()
 						first = false
 					}
-					local = append(local, now.Sub(time.Unix(0, sentAt(line))))
+					local = append(local, now.Sub(fastollama.SentAt(line)))
 					done = done || bytes.Contains(line, []byte(`"done":true`))
 				}
 				if err != nil {
@@ -226,20 +227,6 @@ func holdStreams(t *child, n int, r result) {
 		_ = resp.CloseBodyStream()
 	}
 	hc.CloseIdleConnections()
-}
-
-func sentAt(line []byte) int64 {
-	i := bytes.Index(line, []byte(`"sent":`))
-	if i < 0 {
-		return 0
-	}
-	rest := line[i+7:]
-	j := bytes.IndexAny(rest, ",}")
-	if j < 0 {
-		return 0
-	}
-	v, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
-	return v
 }
 
 func pct(sorted []time.Duration, q float64) time.Duration {
