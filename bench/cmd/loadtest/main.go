@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,7 @@ func main() {
 	held := flag.Int("held", 10000, "concurrent held (paused) streams for the memory figure")
 	scenarios := flag.String("scenarios", "short,stream,held", "comma-separated scenarios to run")
 	targets := flag.String("targets", "gateway,httputil,nginx", "comma-separated proxies to compare with direct (always run)")
+	pin := flag.Bool("pin", false, "run each proxy alone on the last CPU, the backend and the load on the others (needs taskset and 2 CPUs)")
 	flag.Parse()
 
 	if *role != "" {
@@ -49,8 +51,14 @@ func main() {
 		*duration, *streams, *tokens, *gap, *held = 500*time.Millisecond, 20, 5, 5*time.Millisecond, 50
 	}
 	raiseFileLimit()
+	if *pin {
+		if err := pinSelf(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: -pin:", err)
+			os.Exit(1)
+		}
+	}
 	p := plan{duration: *duration, conc: []int{64, 256}, streams: *streams, tokens: *tokens, gap: *gap, held: *held,
-		scenarios: set(*scenarios), targets: set(*targets)}
+		scenarios: set(*scenarios), targets: set(*targets), pin: *pin}
 	if *smoke {
 		p.conc = []int{8}
 	}
@@ -71,6 +79,35 @@ type plan struct {
 
 	scenarios map[string]bool // short, stream, held
 	targets   map[string]bool // gateway, httputil, nginx
+	pin       bool            // proxies on a CPU of their own (pinSelf)
+}
+
+// proxyCPU is the CPU the proxies run on with -pin: the last one.
+func proxyCPU() int { return runtime.NumCPU() - 1 }
+
+// pinSelf moves this process (the load) and the children it starts from now
+// on (the backend) off the last CPU, which onProxyCPU gives to the proxy
+// under test: then the proxy's CPU time is its own, and req/s measures what
+// one core of it serves.
+func pinSelf() error {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return fmt.Errorf("needs 2 CPUs, have %d", n)
+	}
+	out, err := exec.Command("taskset", "-a", "-p", "-c", fmt.Sprintf("0-%d", n-2), strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset: %v: %s", err, out)
+	}
+	return nil
+}
+
+// onProxyCPU returns the command line that runs argv on the proxy's CPU
+// when pin is set, else argv itself.
+func onProxyCPU(pin bool, argv ...string) []string {
+	if !pin {
+		return argv
+	}
+	return append([]string{"taskset", "-c", strconv.Itoa(proxyCPU())}, argv...)
 }
 
 // set splits a comma-separated flag value.
@@ -110,12 +147,13 @@ type child struct {
 }
 
 // start runs this binary with -role and waits for it to print its address.
-func start(role, upstream string) (*child, error) {
+func start(role, upstream string, pin bool) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-role", role, "-upstream", upstream)
+	argv := onProxyCPU(pin, self, "-role", role, "-upstream", upstream)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 type result map[string]float64
 
 func run(p plan) error {
-	backend, err := start("backend", "")
+	backend, err := start("backend", "", false)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func run(p plan) error {
 		if !p.targets[role] {
 			continue
 		}
-		c, err := start(role, backend.addr)
+		c, err := start(role, backend.addr, p.pin)
 		if err != nil {
 			return err
 		}
@@ -41,7 +41,7 @@ func run(p plan) error {
 		targets = append(targets, c)
 	}
 	if p.targets["nginx"] {
-		if ng, err := startNginx(backend.addr); err == nil {
+		if ng, err := startNginx(backend.addr, p.pin); err == nil {
 			defer ng.stop()
 			targets = append(targets, ng)
 		} else {
@@ -287,8 +287,9 @@ func num(v float64) string {
 }
 
 // startNginx runs nginx (when on PATH) as a streaming reverse proxy in
-// front of backend: keep-alive upstream, no buffering, a worker per core.
-func startNginx(backend string) (*child, error) {
+// front of backend: keep-alive upstream, no buffering, a worker per core
+// (one, on the proxy's CPU, with pin).
+func startNginx(backend string, pin bool) (*child, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		return nil, err
@@ -301,7 +302,11 @@ func startNginx(backend string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`worker_processes auto;
+	workers := "auto"
+	if pin {
+		workers = "1"
+	}
+	conf := fmt.Sprintf(`worker_processes %[4]s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
 events { worker_connections 30000; }
@@ -319,12 +324,13 @@ http {
     }
   }
 }
-`, dir, backend, port)
+`, dir, backend, port, workers)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-p", dir, "-c", path, "-g", "daemon off;")
+	argv := onProxyCPU(pin, bin, "-p", dir, "-c", path, "-g", "daemon off;")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
