@@ -27,16 +27,22 @@ var errEmpty = errors.New("empty file")
 // The returned error wraps the underlying ones, so errors.As finds a
 // [*FieldError] or an *fs.PathError.
 //
-// Recovery: when the file does not parse but path+".new" does, and the
-// file holds what an interrupted in-place rewrite to path+".new" leaves (a
-// prefix of it, possibly with zeroed blocks; see [WriteFileAtomic]), Load
-// returns the config of path+".new" and restores it over path with
-// WriteFileAtomic, then removes path+".new". Restoring is best effort: if
-// it fails, path+".new" stays and the next Load recovers again. A
-// path+".new" is ignored when the file parses or was edited otherwise, so
-// a stale one never overrides the operator's file. Load writes nothing in
-// any other case; like WriteFileAtomic it must not run concurrently with
-// a write of the same file.
+// Recovery: an in-place rewrite by [WriteFileAtomic] leaves a recovery
+// copy while it runs: path+".new", or, when path's directory may not be
+// written, ollama-gateway-<h>.json.new in [os.TempDir] (see
+// WriteFileAtomic). When the file does not parse but such a copy does, and
+// the file holds what an interrupted rewrite to that copy leaves (a prefix
+// of it, possibly with zeroed blocks), Load returns the config of the copy
+// and restores it over path with WriteFileAtomic, then removes the copy.
+// If both copies qualify, the one modified last is used. A copy in the
+// temporary directory, where others may create files, is used only if it
+// is a regular file (not a symbolic link) of the process's user that group
+// and others have no access to. Restoring is best effort: if it fails, the
+// copy stays and the next Load recovers again. A copy is ignored when the
+// file parses or was edited otherwise, so a stale one never overrides the
+// operator's file. Load writes nothing in any other case; like
+// WriteFileAtomic it must not run concurrently with a write of the same
+// file.
 func Load(path string) (*Config, error) {
 	_, c, err := load(osFS{}, path)
 	if err != nil {

@@ -1,13 +1,17 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // WriteFileAtomic replaces the file at path with data so that a crash at
@@ -19,20 +23,30 @@ import (
 // new one, fsyncs it, renames it over path and fsyncs the directory. A
 // symbolic link at path is followed: the file it points to is replaced.
 //
-// Where path cannot be renamed over (rename fails with EBUSY, EXDEV or
-// EPERM, as for a single-file Docker bind mount such as
-// -v /host/config.json:/config.json), or the owner of the existing file
-// cannot be given to the new one, the file is rewritten in place instead:
-// data is first written durably to path+".new" (atomically, as above), then
-// path is truncated, written and fsynced, and path+".new" is removed. A
-// crash during the rewrite leaves path+".new", from which Load recovers.
-// This needs write access to the directory too.
+// Where an existing path cannot be replaced that way, the file is
+// rewritten in place instead (keeping its inode, mode and owner): when the
+// rename fails with EBUSY, EXDEV or EPERM (as for a single-file Docker
+// bind mount such as -v /host/config.json:/config.json), when the owner of
+// the existing file cannot be given to the new one, or when the directory
+// may not be written (EACCES, EPERM, EROFS: the image's non-root user and
+// the container's "/"). Data is first written durably to a recovery copy,
+// by rename as above, mode 0600: path+".new" if the directory may be
+// written, else ollama-gateway-<h>.json.new in [os.TempDir], where <h> is
+// the first 16 hex digits of the SHA-256 of the absolute name of the file
+// written (path with symbolic links resolved). Being renamed into place,
+// the copy replaces a symbolic link planted at that name rather than
+// following it. Then path is truncated, written and fsynced, and the copy
+// is removed. A crash during the rewrite leaves the copy, from which Load
+// recovers. A copy in the temporary directory survives a crash of the
+// process, and one of the machine only if that directory is on disk.
 //
 // On error the file holds its old content, except in two cases that the
 // error names: the rename succeeded but syncing the directory failed (the
 // new content is in place, not yet durable), or the in-place rewrite
-// failed midway (path+".new" holds the new content and Load restores it).
-// Nothing is written if the directory is not writable.
+// failed midway (the recovery copy holds the new content and Load
+// restores it). Nothing is written to path if it cannot be replaced by
+// rename and is not writable itself, or if neither its directory nor the
+// temporary directory takes the recovery copy.
 //
 // WriteFileAtomic is not safe for concurrent use on the same path: callers
 // serialize writes.
@@ -50,6 +64,9 @@ type fileOps interface {
 	OpenFile(name string, flag int, perm fs.FileMode) (file, error)
 	Rename(oldpath, newpath string) error
 	Remove(name string) error
+	// TempDir is where the recovery copy of an in-place rewrite goes when
+	// it cannot go next to the file.
+	TempDir() string
 	// SyncDir fsyncs a directory, making the renames and creations of
 	// files in it durable.
 	SyncDir(dir string) error
@@ -59,6 +76,7 @@ type fileOps interface {
 type file interface {
 	Name() string
 	Stat() (fs.FileInfo, error)
+	Read(b []byte) (int, error)
 	Write(b []byte) (int, error)
 	Truncate(size int64) error
 	Sync() error
@@ -77,6 +95,7 @@ func (osFS) Stat(name string) (fs.FileInfo, error)    { return os.Stat(name) }
 func (osFS) EvalSymlinks(path string) (string, error) { return filepath.EvalSymlinks(path) }
 func (osFS) Rename(oldpath, newpath string) error     { return os.Rename(oldpath, newpath) }
 func (osFS) Remove(name string) error                 { return os.Remove(name) }
+func (osFS) TempDir() string                          { return os.TempDir() }
 
 func (osFS) CreateTemp(dir, pattern string) (file, error) {
 	f, err := os.CreateTemp(dir, pattern)
@@ -113,6 +132,12 @@ func (osFS) SyncDir(dir string) error {
 // the in-place rewrite can get around.
 var errNoRename = errors.New("cannot replace by rename")
 
+// dirRefused reports whether err says that a directory may not be
+// written: no permission (EACCES, EPERM) or a read-only file system.
+func dirRefused(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
 // renameRefused reports whether a rename failed because the target cannot
 // be renamed over: a mount point (EBUSY), another file system (EXDEV) or a
 // file system that forbids it (EPERM).
@@ -146,9 +171,10 @@ func writeFileAtomic(fsys fileOps, path string, data []byte) error {
 
 // replaceFile writes data to a temporary file next to target and renames
 // it over target. old describes the existing file (nil if there is none):
-// its mode and owner are kept. It returns an error wrapping errNoRename
-// if target cannot be renamed over or its owner cannot be kept; target is
-// then untouched.
+// its mode and owner are kept. If target exists, it returns an error
+// wrapping errNoRename if target's directory may not be written, target
+// cannot be renamed over or its owner cannot be kept; target is then
+// untouched.
 func replaceFile(fsys fileOps, target string, data []byte, old fs.FileInfo) (err error) {
 	dir, base := filepath.Split(target)
 	if dir == "" {
@@ -156,6 +182,9 @@ func replaceFile(fsys fileOps, target string, data []byte, old fs.FileInfo) (err
 	}
 	f, err := fsys.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
+		if old != nil && dirRefused(err) {
+			return fmt.Errorf("config: writing %s: %w: %w", target, errNoRename, err)
+		}
 		return fmt.Errorf("config: writing %s: %w", target, err)
 	}
 	tmp := f.Name()
@@ -227,20 +256,20 @@ func keepOwner(f file, old fs.FileInfo) error {
 }
 
 // rewriteInPlace rewrites target, an existing file, in place: it keeps
-// target's inode, mode and owner. data first goes durably to target+".new",
-// so that a crash while target is rewritten loses nothing: load restores
-// target from there.
+// target's inode, mode and owner. data first goes durably to a recovery
+// copy (see writeCopy), so that a crash while target is rewritten loses
+// nothing: load restores target from there.
 func rewriteInPlace(fsys fileOps, target string, data []byte) error {
-	pending := target + ".new"
-	// Atomically, so that a pending file left by an earlier crash (which
-	// may be the only good copy, when load restores from it) is never half
-	// overwritten. For the same reason it is not removed on failure.
-	if err := replaceFile(fsys, pending, data, nil); err != nil {
-		return fmt.Errorf("config: %s cannot be replaced by rename, and its in-place rewrite could not start: %w", target, err)
-	}
+	// Opened first, so that a file that may not be written fails before a
+	// copy of data, which holds every key, is left anywhere.
 	f, err := fsys.OpenFile(target, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("config: rewriting %s in place: %w", target, err)
+	}
+	pending, err := writeCopy(fsys, target, data)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("config: %s cannot be replaced by rename, and its in-place rewrite could not start: %w", target, err)
 	}
 	// From here on target may be broken until the rewrite completes.
 	failed := func(err error) error {
@@ -262,10 +291,48 @@ func rewriteInPlace(fsys fileOps, target string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return failed(err)
 	}
-	// Best effort: a leftover pending file equal to target is ignored by
-	// load, which only reads it when target does not parse.
+	// Best effort: a leftover copy equal to target is ignored by load,
+	// which only reads it when target does not parse.
 	fsys.Remove(pending)
 	return nil
+}
+
+// writeCopy writes data durably to the recovery copy for the in-place
+// rewrite of target and returns its name: target+".new" or, if target's
+// directory may not be written, tempCopy(target).
+//
+// The copy is written atomically (replaceFile), so that a copy left by an
+// earlier crash, which may be the only good one when load restores from
+// it, is never half overwritten; for the same reason it is not removed on
+// failure. In the temporary directory, which others may write to, this
+// also means the copy is created under a new random name with O_EXCL and
+// mode 0600, then renamed over the fixed name, which replaces whatever is
+// there (a planted symbolic link included) rather than following it; a
+// file planted there by another user makes the rename fail (sticky
+// directory), so the write fails instead of going astray.
+func writeCopy(fsys fileOps, target string, data []byte) (string, error) {
+	next := target + ".new"
+	err := replaceFile(fsys, next, data, nil)
+	if err == nil || !dirRefused(err) {
+		return next, err
+	}
+	tmp := tempCopy(fsys, target)
+	if terr := replaceFile(fsys, tmp, data, nil); terr != nil {
+		return "", fmt.Errorf("%w; and in the temporary directory: %w", err, terr)
+	}
+	return tmp, nil
+}
+
+// tempCopy is the name of the recovery copy of target's in-place rewrite
+// when it cannot go next to target: in the temporary directory, named
+// after target's absolute path, so that gateways with different files do
+// not share one.
+func tempCopy(fsys fileOps, target string) string {
+	if abs, err := filepath.Abs(target); err == nil {
+		target = abs
+	}
+	sum := sha256.Sum256([]byte(target))
+	return filepath.Join(fsys.TempDir(), "ollama-gateway-"+hex.EncodeToString(sum[:8])+".json.new")
 }
 
 // load reads and parses the file at path, as Load documents, and returns
@@ -285,20 +352,73 @@ func load(fsys fileOps, path string) (data []byte, c *Config, err error) {
 	if p, err := fsys.EvalSymlinks(path); err == nil {
 		target = p
 	}
-	pending, err := fsys.ReadFile(target + ".new")
-	if err != nil || !interruptedRewrite(data, pending) {
+	pending, c, name := recoveryCopy(fsys, target, data)
+	if c == nil {
 		return data, nil, broken
 	}
-	c, err = Parse(pending)
-	if err != nil {
-		return data, nil, broken
-	}
-	// Finish the rewrite. If this fails the pending file stays, and the
-	// next load recovers from it again.
+	// Finish the rewrite. If this fails the copy stays, and the next load
+	// recovers from it again.
 	if writeFileAtomic(fsys, path, pending) == nil {
-		fsys.Remove(target + ".new")
+		fsys.Remove(name)
 	}
 	return pending, c, nil
+}
+
+// recoveryCopy looks for the recovery copy of an interrupted in-place
+// rewrite of target, whose content is data, next to target and in the
+// temporary directory (see writeCopy). It returns the copy's content, its
+// config and its name, or a nil config if neither copy parses and fits
+// data (interruptedRewrite). If both do, the one modified last wins: the
+// other is older than the rewrite that broke target.
+func recoveryCopy(fsys fileOps, target string, data []byte) (pending []byte, c *Config, name string) {
+	var newest time.Time
+	for _, cp := range []struct {
+		name   string
+		shared bool
+	}{{target + ".new", false}, {tempCopy(fsys, target), true}} {
+		b, mod, err := readCopy(fsys, cp.name, cp.shared)
+		if err != nil || !interruptedRewrite(data, b) || (c != nil && !mod.After(newest)) {
+			continue
+		}
+		if pc, err := Parse(b); err == nil {
+			pending, c, name, newest = b, pc, cp.name, mod
+		}
+	}
+	return pending, c, name
+}
+
+// errNotOurs marks a file in the temporary directory that WriteFileAtomic
+// did not leave there.
+var errNotOurs = errors.New("not a recovery copy written by this user")
+
+// readCopy reads the recovery copy name and returns it with its
+// modification time. A copy in a shared directory (the temporary one) is
+// read only if it is what writeCopy leaves there: a regular file, not a
+// symbolic link, of this process's user, that group and others may not
+// read or write. Anything else may have been planted by another user to be
+// restored as the config, and is not read (nor waited on, were it a FIFO).
+func readCopy(fsys fileOps, name string, shared bool) ([]byte, time.Time, error) {
+	flag := os.O_RDONLY
+	if shared {
+		flag |= openNoFollow
+	}
+	f, err := fsys.OpenFile(name, flag, 0)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if shared && !ownPrivateFile(fi) {
+		return nil, time.Time{}, fmt.Errorf("%s: %w", name, errNotOurs)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return b, fi.ModTime(), nil
 }
 
 // interruptedRewrite reports whether data, a file's content, can be what

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,6 +45,13 @@ type faultFS struct {
 	// returns, e.g. EBUSY for a bind mount. It is not the injected fault.
 	renameErr error
 	target    string
+	// tmpDir is the temporary directory; os.TempDir() if empty.
+	tmpDir string
+	// deny lists what this process may not write, as for a non-root
+	// user: a directory (nothing can be created, renamed or removed in
+	// it) or a file (it cannot be opened for writing). Denied operations
+	// return EACCES, and still count as operations.
+	deny []string
 
 	ops     []string // the operations, by name
 	fired   bool     // the fault happened
@@ -51,9 +59,15 @@ type faultFS struct {
 }
 
 // label names a file for the operation log: temporary files lose their
-// random suffix.
+// random suffix, and the recovery copy in the temporary directory its
+// hash (ollama-gateway-<h>.json.new), so that runs on different paths log
+// the same operations.
 func label(name string) string {
 	base := filepath.Base(name)
+	const copyPrefix = "ollama-gateway-"
+	if i := strings.Index(base, copyPrefix); i >= 0 && len(base) >= i+len(copyPrefix)+16 {
+		base = base[:i+len(copyPrefix)] + "<h>" + base[i+len(copyPrefix)+16:]
+	}
 	if i := strings.Index(base, ".tmp"); i >= 0 {
 		base = base[:i+len(".tmp")] + "*"
 	}
@@ -90,6 +104,24 @@ func (f *faultFS) do(name string, op func() error, half func()) error {
 	return errInjected
 }
 
+// denied returns EACCES if an operation that writes name, creating or
+// removing it (create) or changing its content, is denied.
+func (f *faultFS) denied(op, name string, create bool) error {
+	for _, d := range f.deny {
+		if filepath.Clean(name) == filepath.Clean(d) || create && filepath.Dir(name) == filepath.Clean(d) {
+			return &fs.PathError{Op: op, Path: name, Err: syscall.EACCES}
+		}
+	}
+	return nil
+}
+
+func (f *faultFS) TempDir() string {
+	if f.tmpDir == "" {
+		return os.TempDir()
+	}
+	return f.tmpDir
+}
+
 func (f *faultFS) ReadFile(name string) (b []byte, err error) {
 	err = f.do("read "+label(name), func() error { b, err = os.ReadFile(name); return err }, nil)
 	return b, err
@@ -107,6 +139,9 @@ func (f *faultFS) EvalSymlinks(path string) (p string, err error) {
 
 func (f *faultFS) Rename(oldpath, newpath string) error {
 	return f.do("rename "+label(oldpath)+" "+label(newpath), func() error {
+		if err := cmp.Or(f.denied("rename", oldpath, true), f.denied("rename", newpath, true)); err != nil {
+			return err
+		}
 		if f.renameErr != nil && filepath.Base(newpath) == f.target {
 			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: f.renameErr}
 		}
@@ -115,7 +150,12 @@ func (f *faultFS) Rename(oldpath, newpath string) error {
 }
 
 func (f *faultFS) Remove(name string) error {
-	return f.do("remove "+label(name), func() error { return os.Remove(name) }, nil)
+	return f.do("remove "+label(name), func() error {
+		if err := f.denied("remove", name, true); err != nil {
+			return err
+		}
+		return os.Remove(name)
+	}, nil)
 }
 
 func (f *faultFS) SyncDir(dir string) error {
@@ -124,7 +164,13 @@ func (f *faultFS) SyncDir(dir string) error {
 
 func (f *faultFS) CreateTemp(dir, pattern string) (file, error) {
 	var of *os.File
-	err := f.do("createTemp "+label(pattern), func() (err error) { of, err = os.CreateTemp(dir, pattern); return err }, nil)
+	err := f.do("createTemp "+label(pattern), func() (err error) {
+		if err := f.denied("open", filepath.Join(dir, pattern), true); err != nil {
+			return err
+		}
+		of, err = os.CreateTemp(dir, pattern)
+		return err
+	}, nil)
 	if err != nil {
 		if of != nil { // crashed after creating it
 			of.Close()
@@ -136,7 +182,15 @@ func (f *faultFS) CreateTemp(dir, pattern string) (file, error) {
 
 func (f *faultFS) OpenFile(name string, flag int, perm fs.FileMode) (file, error) {
 	var of *os.File
-	err := f.do("open "+label(name), func() (err error) { of, err = os.OpenFile(name, flag, perm); return err }, nil)
+	err := f.do("open "+label(name), func() (err error) {
+		if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
+			if err := f.denied("open", name, flag&os.O_CREATE != 0); err != nil {
+				return err
+			}
+		}
+		of, err = os.OpenFile(name, flag, perm)
+		return err
+	}, nil)
 	if err != nil {
 		if of != nil {
 			of.Close()
@@ -160,6 +214,11 @@ func (ff *faultFile) op(name string, op func() error) error {
 func (ff *faultFile) Stat() (fi fs.FileInfo, err error) {
 	err = ff.op("fstat", func() error { fi, err = ff.f.Stat(); return err })
 	return fi, err
+}
+
+func (ff *faultFile) Read(b []byte) (n int, err error) {
+	err = ff.op("fread", func() error { n, err = ff.f.Read(b); return err })
+	return n, err
 }
 
 func (ff *faultFile) Write(b []byte) (int, error) {
@@ -221,7 +280,13 @@ func mustParse(t *testing.T, doc string) *Config {
 // entries lists the names in the directory of path.
 func entries(t *testing.T, path string) []string {
 	t.Helper()
-	des, err := os.ReadDir(filepath.Dir(path))
+	return dirEntries(t, filepath.Dir(path))
+}
+
+// dirEntries lists the names in dir.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,30 +311,56 @@ func inode(t *testing.T, path string) uint64 {
 }
 
 // TestWriteFileAtomicFaults fails, in turn, every file operation of
-// WriteFileAtomic, by rename and by the in-place rewrite of a bind mount,
-// and crashes the process before and after each: Load must then give the
-// old config or the new one, never an error.
+// WriteFileAtomic, by rename and by the in-place rewrite of a bind mount
+// (with its recovery copy next to the file, or in the temporary directory
+// when the file's directory may not be written), and crashes the process
+// before and after each: Load must then give the old config or the new
+// one, never an error.
 func TestWriteFileAtomicFaults(t *testing.T) {
 	oldCfg, newCfg := mustParse(t, oldDoc), mustParse(t, newDoc)
 	for _, tc := range []struct {
 		name      string
 		renameErr error
+		denyDir   bool     // the file's directory may not be written
 		steps     []string // must be among the operations
 	}{
-		{"rename", nil, []string{
+		{"rename", nil, false, []string{
 			"createTemp .config.json.tmp*", "chmod .config.json.tmp*", "write .config.json.tmp*",
 			"fsync .config.json.tmp*", "rename .config.json.tmp* config.json", "syncDir",
 		}},
-		{"bind mount", syscall.EBUSY, []string{
+		{"bind mount", syscall.EBUSY, false, []string{
 			"rename .config.json.tmp* config.json", // refused
+			"open config.json",
 			"write .config.json.new.tmp*", "fsync .config.json.new.tmp*", "rename .config.json.new.tmp* config.json.new",
 			"truncate config.json", "write config.json", "fsync config.json", "remove config.json.new",
 		}},
+		// The spec's docker run -v /host/config.json:/config.json with the
+		// image's non-root user, who may not write "/".
+		{"bind mount, directory not writable", syscall.EBUSY, true, []string{
+			"createTemp .config.json.tmp*",     // refused
+			"createTemp .config.json.new.tmp*", // refused
+			"open config.json",
+			"createTemp .ollama-gateway-<h>.json.new.tmp*", "chmod .ollama-gateway-<h>.json.new.tmp*",
+			"write .ollama-gateway-<h>.json.new.tmp*", "fsync .ollama-gateway-<h>.json.new.tmp*",
+			"rename .ollama-gateway-<h>.json.new.tmp* ollama-gateway-<h>.json.new", "syncDir",
+			"truncate config.json", "write config.json", "fsync config.json", "remove ollama-gateway-<h>.json.new",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// newFS returns a file system for path, and sets the temporary
+			// directory of Load to the one it uses.
+			newFS := func(path string, failAt int, ft fault) *faultFS {
+				tmp := t.TempDir()
+				t.Setenv("TMPDIR", tmp)
+				f := &faultFS{renameErr: tc.renameErr, target: "config.json", tmpDir: tmp, failAt: failAt, fault: ft}
+				if tc.denyDir {
+					f.deny = []string{filepath.Dir(path)}
+				}
+				return f
+			}
 			// A clean run lists the operations.
 			path := writeConfig(t, oldDoc)
-			rec := &faultFS{renameErr: tc.renameErr, target: "config.json"}
+			rec := newFS(path, 0, failOp)
 			if err := writeFileAtomic(rec, path, []byte(newDoc)); err != nil {
 				t.Fatalf("writeFileAtomic error: %v", err)
 			}
@@ -287,7 +378,7 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 					}
 					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
 					path := writeConfig(t, oldDoc)
-					f := &faultFS{renameErr: tc.renameErr, target: "config.json", failAt: i + 1, fault: ft}
+					f := newFS(path, i+1, ft)
 					err := writeFileAtomic(f, path, []byte(newDoc))
 					if !f.fired {
 						t.Errorf("%s: the operation was not reached (ops %q)", name, f.ops)
@@ -299,7 +390,7 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 					if err == nil && !strings.HasPrefix(op, "remove ") && !f.crashed {
 						t.Errorf("%s: writeFileAtomic returned no error", name)
 					}
-					got, lerr := Load(path)
+					got, lerr := Load(path) // with f's temporary directory
 					if lerr != nil {
 						t.Errorf("%s: Load error: %v (writeFileAtomic: %v)", name, lerr, err)
 						continue
@@ -318,13 +409,20 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 					}
 					if !f.crashed {
 						// Without a crash nothing is left behind: temporary
-						// files are removed, a pending file only when the
+						// files are removed, a recovery copy only when the
 						// file was in the middle of its rewrite.
 						for _, e := range entries(t, path) {
-							leftover := e == "config.json.new" && mayLeavePending(op) ||
+							leftover := e == "config.json.new" && mayLeavePending(op, e) ||
 								strings.HasPrefix(e, ".config.json.") && op == "remove "+label(e)
 							if e != "config.json" && !leftover {
 								t.Errorf("%s: left behind %s", name, e)
+							}
+						}
+						for _, e := range dirEntries(t, f.tmpDir) {
+							leftover := e == filepath.Base(tempCopy(f, path)) && mayLeavePending(op, label(e)) ||
+								strings.HasPrefix(e, ".ollama-gateway-") && op == "remove "+label(e)
+							if !leftover {
+								t.Errorf("%s: left behind %s in the temporary directory", name, e)
 							}
 						}
 					}
@@ -334,13 +432,14 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 	}
 }
 
-// mayLeavePending reports whether a failure of op may leave the pending
-// file config.json.new: once it is renamed into place (it is not removed
+// mayLeavePending reports whether a failure of op may leave the recovery
+// copy named pending: once it is renamed into place (it is not removed
 // then: in a recovery it may be the only good copy), and when removing it
-// is what failed. Load ignores it while config.json loads.
-func mayLeavePending(op string) bool {
+// is what failed. Load ignores it while config.json loads. A file that
+// cannot be opened for the rewrite fails before the copy is written.
+func mayLeavePending(op, pending string) bool {
 	switch op {
-	case "syncDir", "remove config.json.new", "open config.json", "truncate config.json", "write config.json",
+	case "syncDir", "remove " + pending, "truncate config.json", "write config.json",
 		"fsync config.json", "close config.json":
 		return true
 	}
@@ -499,70 +598,103 @@ func TestWriteFileAtomicInPlaceWhenOwnerCannotBeKept(t *testing.T) {
 	}
 }
 
+// useTempDir makes a new directory the temporary directory (os.TempDir)
+// for the rest of the test, and returns it.
+func useTempDir(t *testing.T) string {
+	t.Helper()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	return tmp
+}
+
+// copyPlaces are where WriteFileAtomic leaves the recovery copy of an
+// in-place rewrite of path: next to it or, when its directory may not be
+// written, in the temporary directory (set by useTempDir first).
+var copyPlaces = []struct {
+	name string
+	of   func(path string) string
+}{
+	{"next to the file", func(path string) string { return path + ".new" }},
+	{"in the temporary directory", func(path string) string { return tempCopy(osFS{}, path) }},
+}
+
 func TestLoadRecoversInterruptedRewrite(t *testing.T) {
 	newCfg := mustParse(t, newDoc)
-	for _, tc := range []struct {
-		name, file string
-	}{
-		{"truncated", ""},
-		{"half written", newDoc[:len(newDoc)/2]},
-		{"zeroed block", newDoc[:10] + strings.Repeat("\x00", 20) + newDoc[30:40]},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeConfig(t, tc.file)
-			if err := os.WriteFile(path+".new", []byte(newDoc), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			got, err := Load(path)
-			if err != nil {
-				t.Fatalf("Load error: %v", err)
-			}
-			if !reflect.DeepEqual(got, newCfg) {
-				t.Errorf("Load = %+v; want the pending config", got)
-			}
-			if data, _ := os.ReadFile(path); string(data) != newDoc {
-				t.Errorf("file not restored: %q", data)
-			}
-			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
-				t.Errorf("restored file mode = %v; want 0640", fi.Mode().Perm())
-			}
-			if _, err := os.Stat(path + ".new"); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("pending file still there after recovery (%v)", err)
-			}
-		})
+	for _, place := range copyPlaces {
+		for _, tc := range []struct {
+			name, file string
+		}{
+			{"truncated", ""},
+			{"half written", newDoc[:len(newDoc)/2]},
+			{"zeroed block", newDoc[:10] + strings.Repeat("\x00", 20) + newDoc[30:40]},
+		} {
+			t.Run(place.name+"/"+tc.name, func(t *testing.T) {
+				tmp := useTempDir(t)
+				path := writeConfig(t, tc.file)
+				pending := place.of(path)
+				if err := os.WriteFile(pending, []byte(newDoc), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				got, err := Load(path)
+				if err != nil {
+					t.Fatalf("Load error: %v", err)
+				}
+				if !reflect.DeepEqual(got, newCfg) {
+					t.Errorf("Load = %+v; want the pending config", got)
+				}
+				if data, _ := os.ReadFile(path); string(data) != newDoc {
+					t.Errorf("file not restored: %q", data)
+				}
+				if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+					t.Errorf("restored file mode = %v; want 0640", fi.Mode().Perm())
+				}
+				if _, err := os.Stat(pending); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("recovery copy still there after recovery (%v)", err)
+				}
+				if e := entries(t, path); !reflect.DeepEqual(e, []string{"config.json"}) {
+					t.Errorf("directory holds %q; want only config.json", e)
+				}
+				if e := dirEntries(t, tmp); len(e) != 0 {
+					t.Errorf("temporary directory holds %q; want nothing", e)
+				}
+			})
+		}
 	}
 }
 
 func TestLoadIgnoresStalePending(t *testing.T) {
 	// The operator's own broken edit is reported, not replaced by a
-	// leftover pending file; nor does a pending file override a file that
-	// loads.
+	// leftover recovery copy; nor does a copy override a file that loads.
 	broken := strings.Replace(oldDoc, `"apiKeys"`, `"apiKey"`, 1)
-	for _, tc := range []struct{ name, file, pending string }{
-		{"broken edit", broken, newDoc},
-		{"pending does not parse", "", "{"},
-		{"file loads", oldDoc, newDoc},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeConfig(t, tc.file)
-			if err := os.WriteFile(path+".new", []byte(tc.pending), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			c, err := Load(path)
-			if tc.file == oldDoc {
-				if err != nil || !reflect.DeepEqual(c, mustParse(t, oldDoc)) {
-					t.Errorf("Load = %v, %v; want the file's config", c, err)
+	for _, place := range copyPlaces {
+		for _, tc := range []struct{ name, file, pending string }{
+			{"broken edit", broken, newDoc},
+			{"pending does not parse", "", "{"},
+			{"file loads", oldDoc, newDoc},
+		} {
+			t.Run(place.name+"/"+tc.name, func(t *testing.T) {
+				useTempDir(t)
+				path := writeConfig(t, tc.file)
+				pending := place.of(path)
+				if err := os.WriteFile(pending, []byte(tc.pending), 0o600); err != nil {
+					t.Fatal(err)
 				}
-			} else if err == nil {
-				t.Errorf("Load = %+v; want the file's error", c)
-			}
-			if data, _ := os.ReadFile(path); string(data) != tc.file {
-				t.Errorf("file changed to %q", data)
-			}
-			if data, _ := os.ReadFile(path + ".new"); string(data) != tc.pending {
-				t.Errorf("pending file changed to %q", data)
-			}
-		})
+				c, err := Load(path)
+				if tc.file == oldDoc {
+					if err != nil || !reflect.DeepEqual(c, mustParse(t, oldDoc)) {
+						t.Errorf("Load = %v, %v; want the file's config", c, err)
+					}
+				} else if err == nil {
+					t.Errorf("Load = %+v; want the file's error", c)
+				}
+				if data, _ := os.ReadFile(path); string(data) != tc.file {
+					t.Errorf("file changed to %q", data)
+				}
+				if data, _ := os.ReadFile(pending); string(data) != tc.pending {
+					t.Errorf("recovery copy changed to %q", data)
+				}
+			})
+		}
 	}
 }
 
@@ -587,34 +719,48 @@ func TestInterruptedRewrite(t *testing.T) {
 }
 
 // TestLoadRecoveryFaults interrupts Load's own restore of an interrupted
-// rewrite at every step: the pending file is then the only good copy, and
+// rewrite at every step: the recovery copy is then the only good one, and
 // a later Load must still find the new config.
 func TestLoadRecoveryFaults(t *testing.T) {
 	newCfg := mustParse(t, newDoc)
-	setup := func(t *testing.T) string {
-		path := writeConfig(t, newDoc[:len(newDoc)/3])
-		if err := os.WriteFile(path+".new", []byte(newDoc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
 	for _, tc := range []struct {
 		name      string
 		renameErr error
-	}{{"rename", nil}, {"bind mount", syscall.EBUSY}} {
+		denyDir   bool // the directory may not be written; the copy is in the temporary one
+	}{
+		{"rename", nil, false},
+		{"bind mount", syscall.EBUSY, false},
+		{"bind mount, directory not writable", syscall.EBUSY, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &faultFS{renameErr: tc.renameErr, target: "config.json"}
-			if _, c, err := load(rec, setup(t)); err != nil || !reflect.DeepEqual(c, newCfg) {
+			// setup returns a file broken by a crash mid-rewrite with its
+			// recovery copy, and a file system for it.
+			setup := func(failAt int, ft fault) (string, *faultFS) {
+				tmp := useTempDir(t)
+				path := writeConfig(t, newDoc[:len(newDoc)/3])
+				place := copyPlaces[0]
+				f := &faultFS{renameErr: tc.renameErr, target: "config.json", tmpDir: tmp, failAt: failAt, fault: ft}
+				if tc.denyDir {
+					place = copyPlaces[1]
+					f.deny = []string{filepath.Dir(path)}
+				}
+				if err := os.WriteFile(place.of(path), []byte(newDoc), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return path, f
+			}
+			path, rec := setup(0, failOp)
+			if _, c, err := load(rec, path); err != nil || !reflect.DeepEqual(c, newCfg) {
 				t.Fatalf("load = %+v, %v; want the pending config", c, err)
 			}
+			t.Logf("operations: %q", rec.ops)
 			for i, op := range rec.ops {
 				for _, ft := range []fault{failOp, crashBefore, crashAfter, halfWrite, halfCrash} {
 					if (ft == halfWrite || ft == halfCrash) && !strings.HasPrefix(op, "write ") {
 						continue
 					}
 					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
-					path := setup(t)
-					f := &faultFS{renameErr: tc.renameErr, target: "config.json", failAt: i + 1, fault: ft}
+					path, f := setup(i+1, ft)
 					load(f, path)
 					got, err := Load(path)
 					if err != nil || !reflect.DeepEqual(got, newCfg) {
