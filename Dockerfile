@@ -15,4 +15,7 @@ COPY --from=build /out/ollama-gateway /ollama-gateway
 ENV OLLAMA_GATEWAY_CONFIG=/config.json
 EXPOSE 8080
 USER nonroot:nonroot
+# Key writes to a single-file mount of /config.json keep their crash
+# recovery copy in $TMPDIR, /tmp by default (mode 01777 in distroless; a
+# base image without a writable /tmp would need TMPDIR set).
 ENTRYPOINT ["/ollama-gateway"]
