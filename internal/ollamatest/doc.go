@@ -7,7 +7,8 @@
 //
 //   - GET/HEAD /, /api/version, /api/tags, GET /api/ps, GET /v1/models;
 //   - POST /api/chat, /api/generate (NDJSON streams or one JSON object),
-//     /api/embed, /api/show, /api/pull;
+//     /api/embed, /api/show, /api/pull (the pulled model is served from then
+//     on);
 //   - POST /v1/chat/completions (SSE stream ending in "data: [DONE]", or one
 //     JSON object);
 //   - POST and HEAD /api/blobs/sha256:<hex> (the upload is hashed while it is

@@ -166,12 +166,13 @@ func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleTags(w http.ResponseWriter, _ *http.Request) {
-	models := make([]listModel, 0, len(s.models))
-	for _, m := range s.models {
+	served := s.modelList()
+	models := make([]listModel, 0, len(served))
+	for _, m := range served {
 		models = append(models, listModel{
 			Name:       m.name,
 			Model:      m.name,
-			ModifiedAt: modifiedAt,
+			ModifiedAt: m.modified,
 			Size:       modelSize,
 			Digest:     m.digest,
 			Details:    m.details(),
@@ -184,8 +185,9 @@ func (s *Server) handleTags(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handlePs(w http.ResponseWriter, _ *http.Request) {
 	expires := time.Now().Add(5 * time.Minute)
-	models := make([]processModel, 0, len(s.models))
-	for _, m := range s.models {
+	served := s.modelList()
+	models := make([]processModel, 0, len(served))
+	for _, m := range served {
 		models = append(models, processModel{
 			Name:          m.name,
 			Model:         m.name,
@@ -401,22 +403,25 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 			m.family + ".context_length": 131072,
 		},
 		Capabilities: []string{"completion"},
-		ModifiedAt:   modifiedAt,
+		ModifiedAt:   m.modified,
 	})
 }
 
 // handlePull is POST /api/pull: any valid name "pulls" at once, with the
-// statuses "pulling manifest" and "success". The model list is unchanged.
+// statuses "pulling manifest" and "success", and is then served and listed
+// (first, as the most recently modified) like the models given to New.
 func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	var req pullRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, bodyError(err))
 		return
 	}
-	if cmp.Or(req.Model, req.Name) == "" {
+	name := cmp.Or(req.Model, req.Name)
+	if name == "" {
 		writeError(w, http.StatusBadRequest, "invalid model name")
 		return
 	}
+	s.addModel(name)
 	statuses := []string{"pulling manifest", "success"}
 	if req.Stream != nil && !*req.Stream {
 		writeJSON(w, http.StatusOK, progressResponse{Status: statuses[len(statuses)-1]})

@@ -12,10 +12,11 @@ var modifiedAt = time.Date(2025, time.November, 24, 10, 0, 0, 123456789, time.UT
 
 // modelInfo is one model the fake serves.
 type modelInfo struct {
-	name   string // as listed, always with a tag: "llama3.2:latest"
-	key    string // canonicalName(name)
-	digest string // hex, deterministic
-	family string
+	name     string // as listed, always with a tag: "llama3.2:latest"
+	key      string // canonicalName(name)
+	digest   string // hex, deterministic
+	family   string
+	modified time.Time
 }
 
 func newModelInfo(name string) modelInfo {
@@ -25,10 +26,11 @@ func newModelInfo(name string) modelInfo {
 	}
 	sum := sha256.Sum256([]byte(listed))
 	return modelInfo{
-		name:   listed,
-		key:    canonicalName(listed),
-		digest: hex.EncodeToString(sum[:]),
-		family: familyOf(listed),
+		name:     listed,
+		key:      canonicalName(listed),
+		digest:   hex.EncodeToString(sum[:]),
+		family:   familyOf(listed),
+		modified: modifiedAt,
 	}
 }
 
@@ -66,13 +68,36 @@ func familyOf(name string) string {
 	return strings.ToLower(base[:end])
 }
 
+// modelList returns the models served now. The slice is never modified:
+// a pull replaces it.
+func (s *Server) modelList() []modelInfo {
+	s.modelsMu.RLock()
+	defer s.modelsMu.RUnlock()
+	return s.models
+}
+
+// addModel makes name served, first in the list as the most recently
+// modified, unless it is served already.
+func (s *Server) addModel(name string) {
+	m := newModelInfo(name)
+	m.modified = time.Now().UTC()
+	s.modelsMu.Lock()
+	defer s.modelsMu.Unlock()
+	for _, have := range s.models {
+		if have.key == m.key {
+			return
+		}
+	}
+	s.models = append([]modelInfo{m}, s.models...)
+}
+
 // findModel returns the served model a request names.
 func (s *Server) findModel(name string) (modelInfo, bool) {
 	if name == "" {
 		return modelInfo{}, false
 	}
 	key := canonicalName(name)
-	for _, m := range s.models {
+	for _, m := range s.modelList() {
 		if m.key == key {
 			return m, true
 		}

@@ -131,11 +131,11 @@ func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 // there is no model.
 func (s *Server) handleOpenAIModels(w http.ResponseWriter, _ *http.Request) {
 	var data []oaiModel
-	for _, m := range s.models {
+	for _, m := range s.modelList() {
 		data = append(data, oaiModel{
 			ID:      m.name,
 			Object:  "model",
-			Created: modifiedAt.Unix(),
+			Created: m.modified.Unix(),
 			OwnedBy: namespaceOf(m.name),
 		})
 	}

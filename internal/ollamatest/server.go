@@ -19,7 +19,9 @@ type Server struct {
 	// URL is the base URL of the server, e.g. "http://127.0.0.1:34567".
 	URL string
 
-	// Configuration, fixed once New returns.
+	// Configuration, fixed once New returns, but for models, which a pull
+	// extends (copy on write, guarded by modelsMu).
+	modelsMu         sync.RWMutex
 	models           []modelInfo
 	tokens           []string
 	delay            time.Duration
@@ -47,7 +49,8 @@ type Server struct {
 // Option configures a Server; pass options to [New].
 type Option func(*Server)
 
-// WithModels sets the models the server has. The default is "llama3.2".
+// WithModels sets the models the server has at start; POST /api/pull adds
+// more. The default is "llama3.2".
 // A name without a tag is served as name+":latest". A request names a model
 // if it matches a served name ignoring case, with ":latest" implied when it
 // has no tag and an optional "registry.ollama.ai/" and "library/" prefix, as

@@ -187,6 +187,40 @@ func TestGoClientOtherEndpoints(t *testing.T) {
 	}
 }
 
+// TestPullAddsModel: as in Ollama, a pulled model is listed first (most
+// recently modified) and served; pulling it again lists it once.
+func TestPullAddsModel(t *testing.T) {
+	s := New(t, WithModels("llama3.2"))
+	c := newClient(t, s)
+	ctx := testContext(t)
+	chat := func() error {
+		return c.Chat(ctx, &api.ChatRequest{Model: "qwen2.5", Messages: []api.Message{{Role: "user", Content: "hi"}}},
+			func(api.ChatResponse) error { return nil })
+	}
+	if err := chat(); err == nil {
+		t.Fatal("chat with a model not pulled yet succeeded")
+	}
+	for range 2 {
+		if err := c.Pull(ctx, &api.PullRequest{Model: "qwen2.5"}, func(api.ProgressResponse) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range list.Models {
+		names = append(names, m.Name)
+	}
+	if got, want := strings.Join(names, ","), "qwen2.5:latest,llama3.2:latest"; got != want {
+		t.Errorf("models after pull = %s; want %s", got, want)
+	}
+	if err := chat(); err != nil {
+		t.Errorf("chat with the pulled model: %v", err)
+	}
+}
+
 func TestGoClientErrors(t *testing.T) {
 	s := New(t)
 	c := newClient(t, s)
