@@ -92,6 +92,7 @@ type Backend struct {
 
 	state    atomic.Int32
 	inFlight atomic.Int64
+	models   atomic.Pointer[Models] // nil: unknown
 }
 
 // NewBackend parses rawURL (http or https, optional path prefix) and builds
