@@ -62,6 +62,14 @@ type Options struct {
 	// back into the Checker (ReportFailure or Check would deadlock on the
 	// same target).
 	OnChange func(name string, up bool)
+	// Models, if set, keeps the model list of every target that is a
+	// ModelTarget: after each successful check of it, the Checker requests
+	// ModelsPath (bounded by Timeout and 8 MiB) and passes the names listed
+	// to SetModels. A failed fetch keeps the last list; after three
+	// failures in a row, ForgetModels makes it unknown until a fetch
+	// succeeds. A check that fails fetches nothing and keeps the list.
+	// Default false: no request but the checks.
+	Models bool
 }
 
 // state is a target's health as the Checker last decided it.
@@ -81,11 +89,16 @@ type target struct {
 	name string // t.Name(), read once
 	url  string // joinURL(name, Options.Path)
 
+	mt        ModelTarget // t, when its models are kept; else nil
+	modelsURL string      // joinURL(name, ModelsPath)
+
 	mu    sync.Mutex
 	state state
 	fails int    // consecutive failures, saturated at the fail threshold
 	rises int    // consecutive successes, saturated at the rise threshold
 	epoch uint64 // bumped by ReportFailure; older check results are stale
+
+	modelFails int // consecutive failed model list fetches, saturated
 }
 
 // Checker actively checks a fixed set of targets and takes passive reports
@@ -164,6 +177,10 @@ func New(targets []Target, opts Options) *Checker {
 		}
 		ts := &target{t: t, name: t.Name()}
 		ts.url = joinURL(ts.name, path)
+		if mt, ok := t.(ModelTarget); ok && opts.Models {
+			ts.mt = mt
+			ts.modelsURL = joinURL(ts.name, ModelsPath)
+		}
 		c.targets = append(c.targets, ts)
 		if comparable {
 			c.byTarget[t] = ts
@@ -216,7 +233,8 @@ func (c *Checker) Check(ctx context.Context) {
 
 // check probes ts once and records the result, unless ctx ended first (the
 // failure would be ours, not the backend's) or a passive report arrived
-// while the check was in flight (the report is newer evidence).
+// while the check was in flight (the report is newer evidence). After a
+// success it refreshes the target's model list, if kept.
 func (c *Checker) check(ctx context.Context, ts *target) {
 	ts.mu.Lock()
 	epoch := ts.epoch
@@ -226,11 +244,18 @@ func (c *Checker) check(ctx context.Context, ts *target) {
 	if ctx.Err() != nil {
 		return
 	}
+	if c.record(ts, epoch, reason) && ts.mt != nil {
+		c.refreshModels(ctx, ts)
+	}
+}
 
+// record counts the result of a check started at epoch (reason "" is a
+// success) and reports whether it was a success that counted.
+func (c *Checker) record(ts *target, epoch uint64, reason string) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if ts.epoch != epoch {
-		return
+		return false
 	}
 	if reason == "" {
 		ts.fails = 0
@@ -238,13 +263,14 @@ func (c *Checker) check(ctx context.Context, ts *target) {
 		if ts.state != stateDown || ts.rises >= c.rise {
 			c.setLocked(ts, stateUp, "")
 		}
-		return
+		return true
 	}
 	ts.rises = 0
 	ts.fails = min(ts.fails+1, c.fail)
 	if ts.state == stateDown || ts.fails >= c.fail {
 		c.setLocked(ts, stateDown, reason)
 	}
+	return false
 }
 
 // ReportFailure is a passive observation from the proxy: t could not be

@@ -26,6 +26,13 @@
 //
 // [Checker.Ready] reports whether at least one target is up, for /readyz.
 //
+// With Options.Models, the Checker also keeps each [ModelTarget]'s list of
+// models, for model-aware routing: after every successful check it fetches
+// the backend's GET /api/tags ([ModelsPath]) and passes the names to
+// SetModels. A failed fetch keeps the last list; three in a row make it
+// unknown (ForgetModels) until a fetch succeeds. Down backends are not
+// fetched from; their last list is kept for when they come back.
+//
 // The package depends on the standard library only; it declares the small
 // [Target] interface it needs instead of importing the proxy.
 package health
