@@ -69,6 +69,7 @@ type exchange struct {
 	counted bool // res.Backend.inFlight was incremented
 	fin     Finisher
 	upload  uploadBody
+	route   route // model-aware selection, set with the buffered body
 	body    responseBody
 	tail    ring
 	scratch []byte
@@ -230,6 +231,7 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		ctx.SetConnectionClose()
 		return fmt.Errorf("%w: %w", ErrClientBody, err)
 	}
+	x.route.set(x.p.pool, ctx.IsPost(), ctx.Path(), b)
 	return nil
 }
 
@@ -294,8 +296,11 @@ func isText(ct []byte) bool {
 }
 
 // roundTrip sends upReq to backends in round-robin order until one answers
-// or an error may not be retried. At most max(2, pool size) attempts are
-// made:
+// or an error may not be retried. A request routed by model (route.go)
+// tries the available backends known to have its model first, each once in
+// their own round-robin order (the stale-connection retry below goes to the
+// same one if no other has the model), then the others as any request. At
+// most max(2, pool size) attempts are made:
 //   - a connection that could not be made (or no free connection) is
 //     retried on the next backend: nothing was sent;
 //   - a connection closed under us before any response byte (a stale
@@ -312,8 +317,12 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 	staleRetried := false
 	var err error
 	for range attempts {
-		b, at := pool.pick(pos)
-		pos = at + 1
+		b := x.route.next(pool)
+		if b == nil {
+			var at uint64
+			b, at = pool.pick(pos)
+			pos = at + 1
+		}
 		x.res.Backend = b
 		x.setURI(upReq, b)
 		if x.upload.streamed && !x.upload.started && upReq.Header.IsPost() && bytes.HasPrefix(x.ctx.Path(), []byte("/api/blobs/")) {
@@ -353,6 +362,7 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			}
 			staleRetried = true
 			b.client.CloseIdleConnections()
+			x.route.retryLast()
 			continue
 		}
 		return err
@@ -437,6 +447,7 @@ func (x *exchange) finish(err error) {
 	x.res = Result{}
 	x.counted = false
 	x.upload = uploadBody{}
+	x.route.reset()
 	x.body = responseBody{}
 	x.tail.reset()
 	x.p.exchanges.Put(x)

@@ -2,17 +2,29 @@ package proxy
 
 import (
 	"errors"
+	"hash/maphash"
 	"sync/atomic"
 )
 
 // ErrNoBackends is returned by NewPool for an empty backend list.
 var ErrNoBackends = errors.New("proxy: no backends")
 
-// Pool is an immutable set of backends with a lock-free round-robin cursor.
-// It is safe for concurrent use.
+// Pool is an immutable set of backends with a lock-free round-robin cursor,
+// and more cursors for requests routed by model (see route.go). It is safe
+// for concurrent use.
 type Pool struct {
 	backends []*Backend
 	next     atomic.Uint64
+
+	seed    maphash.Seed // hashes a model to its cursor
+	cursors [modelCursors]cursor
+}
+
+// cursor is a round-robin counter alone on its cache line, so that requests
+// for different models do not contend.
+type cursor struct {
+	n atomic.Uint64
+	_ [56]byte
 }
 
 // NewPool returns a pool over backends, which it does not copy: the caller
@@ -21,7 +33,7 @@ func NewPool(backends []*Backend) (*Pool, error) {
 	if len(backends) == 0 {
 		return nil, ErrNoBackends
 	}
-	return &Pool{backends: backends}, nil
+	return &Pool{backends: backends, seed: maphash.MakeSeed()}, nil
 }
 
 // Backends returns the pool's backends in configuration order. The slice

@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"hash/maphash"
+
+	"github.com/ollamagw/ollama-gateway/jsonfield"
+)
+
+// Model-aware routing. Backends often serve different models, and Ollama
+// answers 404 for a model it does not have. So when a pool has more than one
+// backend and at least one of them has a known model list
+// (Backend.SetModels), a POST to an inference or model route is sent to a
+// backend known to have the model its body names: those backends take
+// turns. If none of them is available, or none is known to have the model,
+// the request is sent round-robin over all backends as any other.
+
+// modelCursors is the number of round-robin cursors a pool keeps for
+// requests routed by model. A model hashes to one of them, so the requests
+// for one model take turns over the backends that have it however other
+// requests interleave (two models that share a cursor may skew each other's
+// turns). The cursors are not per model so that nothing is allocated or
+// locked per request.
+const modelCursors = 64
+
+// routedPath reports whether the JSON body of a POST to path names, in its
+// "model" member, a model the backend must have: Ollama's inference and
+// model routes and their OpenAI- and Anthropic-compatible twins.
+func routedPath(path []byte) bool {
+	switch string(path) {
+	case "/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show",
+		"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages":
+		return true
+	}
+	return false
+}
+
+// route is the model-aware part of one exchange's backend selection. The
+// zero value is off; its buffers are kept for the next exchange.
+type route struct {
+	name  []byte   // the model the body names, decoded
+	key   []byte   // its canonical form (appendModelKey), when on
+	on    bool     // the request is routed by model
+	took  bool     // turn is taken
+	turn  uint64   // the request's turn on its model's cursor
+	tried []uint64 // pool indexes tried for the model, one bit each
+	last  int      // pool index of the backend next returned last, or -1
+	again int      // pool index next may return once more, or -1
+}
+
+// set turns model routing on for a request to p when it applies: a POST to
+// a routed path, a pool of more than one backend of which one at least has
+// a known model list, and a valid body naming a model, found as Ollama
+// decodes it (jsonfield). For /api/show, as in Ollama, the deprecated
+// "name" stands in for an empty or missing "model". set does not allocate
+// once its buffers have grown to the model names seen.
+func (r *route) set(p *Pool, post bool, path, body []byte) {
+	if !post || len(p.backends) < 2 || !routedPath(path) || !p.knowsModels() {
+		return
+	}
+	name, ok := jsonfield.AppendString(r.name[:0], body, "model")
+	if (!ok || len(name) == 0) && string(path) == "/api/show" {
+		name, ok = jsonfield.AppendString(name[:0], body, "name")
+	}
+	r.name = name
+	if !ok || len(name) == 0 || len(name) > MaxModelNameLen {
+		return
+	}
+	r.key = appendModelKey(r.key[:0], name)
+	r.on = true
+}
+
+// next returns the backend to try next for the request's model: among the
+// backends that are available, known to have the model and not tried yet
+// by this request, the one whose turn it is. It returns nil when the
+// request is not routed by model or no such backend is left; the caller
+// then falls back to plain round-robin.
+func (r *route) next(p *Pool) *Backend {
+	if !r.on {
+		return nil
+	}
+	if !r.took {
+		r.took = true
+		r.again = -1
+		r.turn = p.modelTurn(r.key)
+		words := (len(p.backends) + 63) / 64
+		if cap(r.tried) < words {
+			r.tried = make([]uint64, words)
+		}
+		r.tried = r.tried[:words]
+		clear(r.tried)
+	}
+	b, i := p.pickModel(r.key, r.turn, r.tried)
+	if b != nil {
+		r.tried[i/64] |= 1 << (i % 64)
+	} else if i = r.again; i >= 0 && i < len(p.backends) {
+		b = p.backends[i]
+	}
+	r.last, r.again = i, -1
+	return b
+}
+
+// retryLast lets next return the backend it returned last once more, after
+// the other backends with the model: a stale pooled connection is retried
+// on the next backend, as for any request, but when no other backend has
+// the model the same one is retried on a fresh connection rather than one
+// without the model.
+func (r *route) retryLast() {
+	if r.on && r.took {
+		r.again = r.last
+	}
+}
+
+// reset turns routing off, keeping the buffers.
+func (r *route) reset() {
+	r.on, r.took = false, false
+}
+
+// modelTurn takes the next turn on the cursor of the model key.
+func (p *Pool) modelTurn(key []byte) uint64 {
+	return p.cursors[maphash.Bytes(p.seed, key)%modelCursors].n.Add(1) - 1
+}
+
+// knowsModels reports whether a backend of p has a known model list.
+func (p *Pool) knowsModels() bool {
+	for _, b := range p.backends {
+		if b.models.Load() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pickModel returns the backend whose turn it is among the candidates for
+// the model key (available, known to have it, not in tried), counted in
+// pool order, and its index; nil and -1 if there is none.
+func (p *Pool) pickModel(key []byte, turn uint64, tried []uint64) (*Backend, int) {
+	n := 0
+	for i, b := range p.backends {
+		if candidate(i, b, key, tried) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, -1
+	}
+	k, last := turn%uint64(n), -1
+	for i, b := range p.backends {
+		if candidate(i, b, key, tried) {
+			if k == 0 {
+				return b, i
+			}
+			k--
+			last = i
+		}
+	}
+	// A backend went down between the two passes: take the last candidate.
+	if last >= 0 {
+		return p.backends[last], last
+	}
+	return nil, -1
+}
+
+// candidate reports whether backend b at index i may serve the model key:
+// available, not in tried, known to have it.
+func candidate(i int, b *Backend, key []byte, tried []uint64) bool {
+	if tried[i/64]&(1<<(i%64)) != 0 || !b.Available() {
+		return false
+	}
+	m := b.models.Load()
+	return m != nil && m.has(key)
+}
