@@ -261,16 +261,18 @@ func TestRequestHeadersAndURI(t *testing.T) {
 	}
 }
 
+// TestRoundRobinSplitsEvenly counts /api/version: with two backends the
+// health checks also request /api/tags (model lists).
 func TestRoundRobinSplitsEvenly(t *testing.T) {
 	a, b := ollamatest.New(t), ollamatest.New(t)
 	gw := startGateway(t, nil, a.URL, b.URL)
 	for range 100 {
-		if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
+		if status, _, _ := get(t, gw.URL+"/api/version"); status != 200 {
 			t.Fatalf("status %d", status)
 		}
 	}
-	if a.RequestsTo("/api/tags") != 50 || b.RequestsTo("/api/tags") != 50 {
-		t.Errorf("split %d/%d; want 50/50", a.RequestsTo("/api/tags"), b.RequestsTo("/api/tags"))
+	if a.RequestsTo("/api/version") != 50 || b.RequestsTo("/api/version") != 50 {
+		t.Errorf("split %d/%d; want 50/50", a.RequestsTo("/api/version"), b.RequestsTo("/api/version"))
 	}
 }
 

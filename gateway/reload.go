@@ -210,6 +210,8 @@ func (g *Gateway) startHealth(st *State) {
 		FailThreshold: lb.FailThreshold,
 		RiseThreshold: lb.RiseThreshold,
 		Logger:        g.log,
+		// Model lists serve model-aware routing, which needs a choice.
+		Models: len(backends) > 1,
 	})
 	g.checker.Store(c)
 	ctx, stop := context.WithCancel(g.ctx)
