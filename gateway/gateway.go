@@ -178,6 +178,13 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 				yield(b.Name(), b.Available(), b.InFlight())
 			}
 		},
+		BackendModels: func(yield func(string, int)) {
+			for _, b := range g.State().Proxy.Pool().Backends() {
+				if m := b.Models(); m != nil {
+					yield(b.Name(), m.Len())
+				}
+			}
+		},
 	})
 }
 

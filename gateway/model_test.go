@@ -241,3 +241,25 @@ func TestStaleKeepAliveOnlyHolder(t *testing.T) {
 		t.Errorf("%d chats reached the backend without the model", n)
 	}
 }
+
+// TestModelsGauge: <ns>_backend_models gives the size of each known model
+// list and leaves out a backend whose list is unknown.
+func TestModelsGauge(t *testing.T) {
+	a := ollamatest.New(t, ollamatest.WithModels("llama3.2"))
+	b := ollamatest.New(t, ollamatest.WithModels("qwen2.5", "phi3"))
+	dead := deadAddress(t)
+	gw := startGateway(t, nil, a.URL, b.URL, dead)
+	eventually(t, "model lists of the live backends", func() bool {
+		return backendOf(t, gw, a.URL).Models() != nil && backendOf(t, gw, b.URL).Models() != nil
+	})
+	out := scrape(t, gw.URL, "/metrics")
+	for series, want := range map[string]float64{
+		`gateway_backend_models{backend="` + a.URL + `"}`: 1,
+		`gateway_backend_models{backend="` + b.URL + `"}`: 2,
+		`gateway_backend_models{backend="` + dead + `"}`:  -1, // absent
+	} {
+		if got := sample(t, out, series); got != want {
+			t.Errorf("%s = %v; want %v", series, got, want)
+		}
+	}
+}

@@ -185,9 +185,16 @@ func (t *modelTable) label(model string) string {
 	return l
 }
 
-// writeBackendGauges writes <ns>_backend_up and <ns>_backend_in_flight for
-// the backends of the live configuration, read at scrape time.
+// writeBackendGauges writes <ns>_backend_up, <ns>_backend_in_flight and
+// <ns>_backend_models for the backends of the live configuration, read at
+// scrape time.
 func (m *Metrics) writeBackendGauges(w io.Writer) {
+	if m.opts.BackendModels != nil {
+		fmt.Fprintf(w, "# HELP %s_backend_models Models in the Ollama backend's model list, for model-aware routing; absent while the list is unknown.\n# TYPE %s_backend_models gauge\n", m.ns, m.ns)
+		m.opts.BackendModels(func(name string, n int) {
+			fmt.Fprintf(w, "%s_backend_models{backend=\"%s\"} %d\n", m.ns, escapeLabel(name), n)
+		})
+	}
 	if m.opts.Backends == nil {
 		return
 	}

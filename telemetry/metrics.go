@@ -56,6 +56,11 @@ type Options struct {
 	// gauges: each backend's name, whether it is up, and its requests in
 	// flight.
 	Backends func(yield func(name string, up bool, inFlight int64))
+	// BackendModels, if set, is called at scrape time for
+	// <ns>_backend_models: each backend whose model list is known, with
+	// the number of models in it. Backends with an unknown list are left
+	// out.
+	BackendModels func(yield func(name string, models int))
 }
 
 // Metrics holds the metric handles of one namespace. Recording methods are

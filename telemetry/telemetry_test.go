@@ -98,6 +98,23 @@ func TestRequestCounters(t *testing.T) {
 	}
 }
 
+func TestBackendModelsGauge(t *testing.T) {
+	m := New(Options{BackendModels: func(yield func(string, int)) {
+		yield("http://gpu1:11434/", 3)
+		yield(`http://gpu2:11434/"x`, 0)
+	}})
+	out := expose(m)
+	if got := value(t, out, `gateway_backend_models{backend="http://gpu1:11434/"}`); got != 3 {
+		t.Errorf("gpu1 models = %v; want 3", got)
+	}
+	if got := value(t, out, `gateway_backend_models{backend="http://gpu2:11434/\"x"}`); got != 0 {
+		t.Errorf("gpu2 models = %v; want 0 (label escaped)", got)
+	}
+	if strings.Contains(expose(New(Options{})), "backend_models") {
+		t.Error("backend_models written without BackendModels")
+	}
+}
+
 func TestIPLabelsBounded(t *testing.T) {
 	m := New(Options{MaxIPLabels: 3})
 	for i := range 50 {
@@ -197,7 +214,8 @@ func TestPromtoolAcceptsExposition(t *testing.T) {
 	}
 	m := New(Options{
 		APIKeys: func() int { return 1 }, Servers: func() int { return 1 },
-		Backends: func(yield func(string, bool, int64)) { yield("http://localhost:11434/", true, 2) },
+		Backends:      func(yield func(string, bool, int64)) { yield("http://localhost:11434/", true, 2) },
+		BackendModels: func(yield func(string, int)) { yield("http://localhost:11434/", 3) },
 	})
 	ip := netip.MustParseAddr("::1")
 	m.Request(MethodPost, EndpointChat, 200, time.Second, ip)
