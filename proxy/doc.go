@@ -3,9 +3,12 @@
 //
 // A [Pool] holds one pooled [fasthttp.HostClient] per [Backend] and picks
 // backends round-robin with a single atomic counter, skipping backends marked
-// down. A [Proxy] is the request handler: it copies the client request
-// (minus hop-by-hop headers), sends it to a backend, retries connection
-// failures on the next backend while nothing has been answered yet, and
+// down. A Backend may also know its models ([Backend.SetModels]): then a
+// request whose buffered body names a model goes to a backend that has it,
+// when there is a choice (see route.go). A [Proxy] is the request handler:
+// it copies the client request (minus hop-by-hop headers), sends it to a
+// backend, retries connection failures on the next backend while nothing
+// has been answered yet, and
 // passes the response body through a metering reader that the fasthttp server
 // drains and flushes chunk by chunk, so every NDJSON line or SSE event reaches
 // the client as soon as Ollama writes it.
