@@ -62,6 +62,10 @@ func (r *route) set(p *Pool, post bool, path, body []byte) {
 		name, ok = jsonfield.AppendString(name[:0], body, "name")
 	}
 	r.name = name
+	if cap(name) > MaxModelNameLen {
+		// Not a model name: do not keep a buffer that large.
+		r.name = nil
+	}
 	if !ok || len(name) == 0 || len(name) > MaxModelNameLen {
 		return
 	}

@@ -84,6 +84,7 @@ func TestRouteSet(t *testing.T) {
 		{"empty model", known, true, "/api/chat", `{"model":""}`, ""},
 		{"malformed", known, true, "/api/chat", `{"model":"llama3.2"`, ""},
 		{"too long", known, true, "/api/chat", `{"model":"` + strings.Repeat("x", MaxModelNameLen+1) + `"}`, ""},
+		{"huge", known, true, "/api/chat", `{"model":"` + strings.Repeat("x", 1<<20) + `"}`, ""},
 	} {
 		var r route
 		r.set(tt.pool, tt.post, []byte(tt.path), []byte(tt.body))
@@ -93,6 +94,9 @@ func TestRouteSet(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s: routed by %q; want %q", tt.name, got, tt.want)
+		}
+		if cap(r.name) > MaxModelNameLen {
+			t.Errorf("%s: keeps a buffer of %d bytes", tt.name, cap(r.name))
 		}
 	}
 }
