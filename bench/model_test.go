@@ -3,8 +3,6 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/gateway"
 )
 
@@ -54,37 +51,23 @@ func startChatBackend(b *testing.B, tags bool) string {
 // model list.
 func startModelGateway(b *testing.B, lists bool, backends ...string) string {
 	b.Helper()
-	cfg := config.Default()
-	cfg.Logging = false
-	cfg.APIKeys = []string{benchKey}
-	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 30, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
-	for _, be := range backends {
-		cfg.OllamaAddresses = append(cfg.OllamaAddresses, "http://"+be)
-	}
-	gw, err := gateway.New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(gw.Close)
+	cfg := benchConfig(backends...)
+	var ready func(*gateway.Gateway)
 	if lists {
-		deadline := time.Now().Add(10 * time.Second)
-		for _, be := range gw.State().Proxy.Pool().Backends() {
-			for be.Models() == nil {
-				if time.Now().After(deadline) {
-					b.Fatal("model lists not fetched within 10s")
+		ready = func(gw *gateway.Gateway) {
+			deadline := time.Now().Add(10 * time.Second)
+			for _, be := range gw.State().Proxy.Pool().Backends() {
+				for be.Models() == nil {
+					if time.Now().After(deadline) {
+						b.Fatal("model lists not fetched within 10s")
+					}
+					time.Sleep(5 * time.Millisecond)
 				}
-				time.Sleep(5 * time.Millisecond)
 			}
+
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := gw.NewServer()
-	go srv.Serve(ln) //nolint:errcheck
-	b.Cleanup(func() { _ = srv.Shutdown(); ln.Close() })
-	return ln.Addr().String()
+	return serveGateway(b, &cfg, ready)
 }
 
 // chatBody is an /api/chat body of about size bytes for llama3.2, the

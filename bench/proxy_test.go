@@ -38,18 +38,38 @@ func startBackend(b *testing.B) string {
 // auth, rate limiting, the access log off and metrics on or off.
 func startGateway(b *testing.B, backend string, metricsOn bool) string {
 	b.Helper()
-	cfg := config.Default()
+	cfg := benchConfig(backend)
 	cfg.Metrics.Enabled = metricsOn
+	return serveGateway(b, &cfg, nil)
+}
+
+// benchConfig is the configuration the benchmarks run the gateway with:
+// features on, as in production (an API key, a rate limit no client
+// reaches, metrics), the access log off.
+func benchConfig(backends ...string) config.Config {
+	cfg := config.Default()
 	cfg.Logging = false
-	cfg.OllamaAddresses = []string{"http://" + backend}
 	cfg.APIKeys = []string{benchKey}
-	// Features on, as in production: a limit no client reaches.
 	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 30, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
-	gw, err := gateway.New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, be := range backends {
+		cfg.OllamaAddresses = append(cfg.OllamaAddresses, "http://"+be)
+	}
+	return cfg
+}
+
+// serveGateway builds a gateway from cfg and serves it on a loopback
+// listener until the benchmark ends; ready, if not nil, is called before
+// it serves. It returns the listener's address.
+func serveGateway(b *testing.B, cfg *config.Config, ready func(*gateway.Gateway)) string {
+	b.Helper()
+	gw, err := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(gw.Close)
+	if ready != nil {
+		ready(gw)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
