@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"math"
 	"strings"
 	"time"
 )
@@ -153,8 +152,9 @@ type Metrics struct {
 	// Enabled turns metrics on. Default true.
 	Enabled bool `json:"enabled"`
 	// Endpoint is the path metrics are served on. Default "/metrics". It
-	// must start with "/", must not be "/", and must not be in the gateway's
-	// admin namespace (/config) nor in Ollama's (/api, /v1).
+	// must start with "/", must not be "/", "/healthz" or "/readyz" (the
+	// gateway's own checks), and must not be in the gateway's admin
+	// namespace (/config) nor in Ollama's (/api, /v1).
 	Endpoint string `json:"endpoint"`
 	// Namespace is the prefix of every metric name, e.g. "gateway" gives
 	// "gateway_requests_total". Default "gateway"; must match
@@ -227,65 +227,91 @@ func Default() Config {
 	}
 }
 
+// MaxDuration is the longest time any config field may give (one year):
+// every number that becomes a duration (rate windows, health check
+// interval and timeout, proxy timeouts) is checked by [Config.Validate]
+// to lie between the field's minimum and MaxDuration, so that no value
+// can overflow a time.Duration or silently disable what it configures.
+const MaxDuration = 365 * 24 * time.Hour
+
+// toDuration is the one conversion of a config number into a Duration: n
+// units. It reports false when n is negative or the result would exceed
+// MaxDuration; the Duration is then 0 for a negative n, MaxDuration for a
+// too large one. Validate reports such values, so the accessors below,
+// which use it too, never see one in a valid Config.
+func toDuration(n int64, unit time.Duration) (time.Duration, bool) {
+	switch {
+	case n < 0:
+		return 0, false
+	case n > int64(MaxDuration/unit):
+		return MaxDuration, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// durationOf is toDuration without the verdict, for the accessors.
+func durationOf(n int64, unit time.Duration) time.Duration {
+	d, _ := toDuration(n, unit)
+	return d
+}
+
 // HealthCheckInterval returns LoadBalancer.HealthCheckIntervalInSeconds as a
-// Duration (default 30s). Like every duration helper, it gives 0 for a
-// negative value and saturates at the largest Duration instead of
-// overflowing.
+// Duration (default 30s). Like every duration accessor, it gives 0 for a
+// negative value and MaxDuration for a larger one (values Validate
+// refuses).
 func (c *Config) HealthCheckInterval() time.Duration {
-	return scale(int64(c.LoadBalancer.HealthCheckIntervalInSeconds), time.Second)
+	return durationOf(int64(c.LoadBalancer.HealthCheckIntervalInSeconds), time.Second)
 }
 
 // HealthCheckTimeout returns LoadBalancer.HealthCheckTimeoutInMilliseconds as
 // a Duration (default 5s).
 func (c *Config) HealthCheckTimeout() time.Duration {
-	return scale(int64(c.LoadBalancer.HealthCheckTimeoutInMilliseconds), time.Millisecond)
+	return durationOf(int64(c.LoadBalancer.HealthCheckTimeoutInMilliseconds), time.Millisecond)
+}
+
+// Window returns RateLimit.TimeWindowSeconds as a Duration (no default).
+func (r RateLimit) Window() time.Duration {
+	return durationOf(int64(r.TimeWindowSeconds), time.Second)
+}
+
+// Window returns TimeWindowSeconds as a Duration.
+func (r RateOverride) Window() time.Duration {
+	return durationOf(int64(r.TimeWindowSeconds), time.Second)
 }
 
 // ConnWaitTimeout returns ConnWaitTimeoutSeconds as a Duration (default 30s).
 func (p Proxy) ConnWaitTimeout() time.Duration {
-	return scale(int64(p.ConnWaitTimeoutSeconds), time.Second)
+	return durationOf(int64(p.ConnWaitTimeoutSeconds), time.Second)
 }
 
 // FirstByteTimeout returns FirstByteTimeoutSeconds as a Duration (default
 // 10m).
 func (p Proxy) FirstByteTimeout() time.Duration {
-	return scale(int64(p.FirstByteTimeoutSeconds), time.Second)
+	return durationOf(int64(p.FirstByteTimeoutSeconds), time.Second)
 }
 
 // StreamIdleTimeout returns StreamIdleTimeoutSeconds as a Duration (default
 // 5m).
 func (p Proxy) StreamIdleTimeout() time.Duration {
-	return scale(int64(p.StreamIdleTimeoutSeconds), time.Second)
+	return durationOf(int64(p.StreamIdleTimeoutSeconds), time.Second)
 }
 
 // HeaderReadTimeout returns HeaderReadTimeoutSeconds as a Duration (default
 // 10s).
 func (p Proxy) HeaderReadTimeout() time.Duration {
-	return scale(int64(p.HeaderReadTimeoutSeconds), time.Second)
+	return durationOf(int64(p.HeaderReadTimeoutSeconds), time.Second)
 }
 
 // ClientIdleTimeout returns ClientIdleTimeoutSeconds as a Duration (default
 // 2m).
 func (p Proxy) ClientIdleTimeout() time.Duration {
-	return scale(int64(p.ClientIdleTimeoutSeconds), time.Second)
+	return durationOf(int64(p.ClientIdleTimeoutSeconds), time.Second)
 }
 
 // ShutdownTimeout returns ShutdownTimeoutSeconds as a Duration (default 30s);
 // 0 means stop at once.
 func (p Proxy) ShutdownTimeout() time.Duration {
-	return scale(int64(p.ShutdownTimeoutSeconds), time.Second)
-}
-
-// scale returns n units, 0 for n < 0, and the largest Duration when the
-// product would overflow.
-func scale(n int64, unit time.Duration) time.Duration {
-	switch {
-	case n <= 0:
-		return 0
-	case n > math.MaxInt64/int64(unit):
-		return math.MaxInt64
-	}
-	return time.Duration(n) * unit
+	return durationOf(int64(p.ShutdownTimeoutSeconds), time.Second)
 }
 
 // KeyDigest returns the SHA-256 digest of an APIKeys or AdminKeys entry:

@@ -228,6 +228,8 @@ func TestParseErrors(t *testing.T) {
 		// loadBalancer
 		{"interval", withAddr(`"loadBalancer": {"healthCheckIntervalInSeconds": 0}`), `loadBalancer.healthCheckIntervalInSeconds: must be >= 1`},
 		{"timeout", withAddr(`"loadBalancer": {"healthCheckTimeoutInMilliseconds": -1}`), `loadBalancer.healthCheckTimeoutInMilliseconds: must be >= 1`},
+		{"interval overflow", withAddr(`"loadBalancer": {"healthCheckIntervalInSeconds": 9223372037}`), `loadBalancer.healthCheckIntervalInSeconds: must be at most 31536000 (one year)`},
+		{"timeout overflow", withAddr(`"loadBalancer": {"healthCheckTimeoutInMilliseconds": 9223372036855}`), `loadBalancer.healthCheckTimeoutInMilliseconds: must be at most 31536000000 (one year)`},
 		{"endpoint", withAddr(`"loadBalancer": {"healthCheckEndpoint": "health"}`), `loadBalancer.healthCheckEndpoint: must start with "/"`},
 		{"endpoint space", withAddr(`"loadBalancer": {"healthCheckEndpoint": "/a b"}`), `loadBalancer.healthCheckEndpoint: must not contain spaces or control characters`},
 
@@ -254,6 +256,12 @@ func TestParseErrors(t *testing.T) {
 		{"window enabled", withAddr(`"rateLimit": {"enabled": true, "maxRequests": 1}`), `rateLimit.timeWindowSeconds: must be > 0 when enabled`},
 		{"negative disabled", withAddr(`"rateLimit": {"maxRequests": -1}`), `rateLimit.maxRequests: must not be negative`},
 		{"negative enabled", withAddr(`"rateLimit": {"enabled": true, "maxRequests": 1, "timeWindowSeconds": -5}`), `rateLimit.timeWindowSeconds: must be > 0 when enabled`},
+		// Regression (issue 10, item 4): 9223372037 s overflowed the window
+		// to a negative Duration and turned the limit off.
+		{"window overflow", withAddr(`"rateLimit": {"enabled": true, "maxRequests": 1, "timeWindowSeconds": 9223372037}`), `rateLimit.timeWindowSeconds: must be at most 31536000 (one year)`},
+		{"window overflow disabled", withAddr(`"rateLimit": {"timeWindowSeconds": 9223372036854775807}`), `rateLimit.timeWindowSeconds: must be at most 31536000 (one year)`},
+		{"window over a year", withAddr(`"rateLimit": {"enabled": true, "maxRequests": 1, "timeWindowSeconds": 31536001}`), `rateLimit.timeWindowSeconds: must be at most 31536000 (one year)`},
+		{"perKey window overflow", withAddr(`"apiKeys": ["k1"], "rateLimit": {"perKey": {"k1": {"maxRequests": 1, "timeWindowSeconds": 9223372037}}}`), `rateLimit.perKey[#0].timeWindowSeconds: must be at most 31536000 (one year)`},
 
 		// security
 		{"deny CIDR", withAddr(`"security": {"denyIps": ["10.0.0.1", "10.0.0.0/33"]}`), `security.denyIps[1]: "10.0.0.0/33" is not an IP address or CIDR`},
@@ -265,6 +273,8 @@ func TestParseErrors(t *testing.T) {
 		{"metrics config", withAddr(`"metrics": {"endpoint": "/config/metrics"}`), `metrics.endpoint: must not be under "/config/" (the gateway's admin endpoints)`},
 		{"metrics api", withAddr(`"metrics": {"endpoint": "/api/metrics"}`), `metrics.endpoint: must not be under "/api/" or "/v1/" (Ollama's endpoints)`},
 		{"metrics v1", withAddr(`"metrics": {"endpoint": "/v1/metrics"}`), `metrics.endpoint: must not be under "/api/" or "/v1/" (Ollama's endpoints)`},
+		{"metrics healthz", withAddr(`"metrics": {"endpoint": "/healthz"}`), `metrics.endpoint: must not be "/healthz" (the gateway serves its liveness check there)`},
+		{"metrics readyz", withAddr(`"metrics": {"endpoint": "/readyz"}`), `metrics.endpoint: must not be "/readyz" (the gateway serves its readiness check there)`},
 		{"metrics query", withAddr(`"metrics": {"endpoint": "/m?x=1"}`), `metrics.endpoint: must be a plain path without query or fragment`},
 		{"namespace digit", withAddr(`"metrics": {"namespace": "1gw"}`), `metrics.namespace: "1gw" must match ^[a-zA-Z_][a-zA-Z0-9_]*$`},
 		{"namespace dash", withAddr(`"metrics": {"namespace": "my-gw"}`), `metrics.namespace: "my-gw" must match ^[a-zA-Z_][a-zA-Z0-9_]*$`},
@@ -279,6 +289,12 @@ func TestParseErrors(t *testing.T) {
 		{"header read", withAddr(`"proxy": {"headerReadTimeoutSeconds": 0}`), `proxy.headerReadTimeoutSeconds: must be >= 1`},
 		{"client idle", withAddr(`"proxy": {"clientIdleTimeoutSeconds": 0}`), `proxy.clientIdleTimeoutSeconds: must be >= 1`},
 		{"shutdown", withAddr(`"proxy": {"shutdownTimeoutSeconds": -1}`), `proxy.shutdownTimeoutSeconds: must be >= 0`},
+		{"connWaitTimeoutSeconds overflow", withAddr(`"proxy": {"connWaitTimeoutSeconds": 9223372037}`), `proxy.connWaitTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"firstByteTimeoutSeconds overflow", withAddr(`"proxy": {"firstByteTimeoutSeconds": 9223372037}`), `proxy.firstByteTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"streamIdleTimeoutSeconds overflow", withAddr(`"proxy": {"streamIdleTimeoutSeconds": 9223372037}`), `proxy.streamIdleTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"headerReadTimeoutSeconds overflow", withAddr(`"proxy": {"headerReadTimeoutSeconds": 9223372037}`), `proxy.headerReadTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"clientIdleTimeoutSeconds overflow", withAddr(`"proxy": {"clientIdleTimeoutSeconds": 9223372037}`), `proxy.clientIdleTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"shutdownTimeoutSeconds overflow", withAddr(`"proxy": {"shutdownTimeoutSeconds": 9223372037}`), `proxy.shutdownTimeoutSeconds: must be at most 31536000 (one year)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -457,15 +473,20 @@ func TestDurationsSaturate(t *testing.T) {
 	c := Default()
 	c.LoadBalancer.HealthCheckIntervalInSeconds = math.MaxInt
 	c.LoadBalancer.HealthCheckTimeoutInMilliseconds = -5
-	if d := c.HealthCheckInterval(); d != math.MaxInt64 {
-		t.Errorf("HealthCheckInterval() = %v; want the largest Duration", d)
+	if d := c.HealthCheckInterval(); d != MaxDuration {
+		t.Errorf("HealthCheckInterval() = %v; want MaxDuration", d)
 	}
 	if d := c.HealthCheckTimeout(); d != 0 {
 		t.Errorf("HealthCheckTimeout() = %v; want 0", d)
 	}
 	p := Proxy{StreamIdleTimeoutSeconds: math.MaxInt64 / int(time.Second)}
-	if got, want := p.StreamIdleTimeout(), time.Duration(math.MaxInt64/int64(time.Second))*time.Second; got != want {
-		t.Errorf("StreamIdleTimeout() = %v; want %v", got, want)
+	if got := p.StreamIdleTimeout(); got != MaxDuration {
+		t.Errorf("StreamIdleTimeout() = %v; want %v", got, MaxDuration)
+	}
+	// The largest valid value converts exactly.
+	r := RateLimit{TimeWindowSeconds: int(MaxDuration / time.Second)}
+	if got := r.Window(); got != MaxDuration {
+		t.Errorf("Window() = %v; want %v", got, MaxDuration)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func FuzzParse(f *testing.F) {
@@ -21,6 +22,15 @@ func FuzzParse(f *testing.F) {
 		"\xef\xbb\xbf{\"ollamaAddresses\":[\"http://[::1]:11434\"]} x",
 		`[[[[]]]]`,
 		``,
+		// Extreme numbers for every field that becomes a duration.
+		`{"ollamaAddresses":["http://x"],"rateLimit":{"enabled":true,"maxRequests":1,"timeWindowSeconds":9223372037}}`,
+		`{"ollamaAddresses":["http://x"],"apiKeys":["k"],"rateLimit":{"enabled":true,"maxRequests":9223372036854775807,` +
+			`"timeWindowSeconds":31536000,"perKey":{"k":{"maxRequests":1,"timeWindowSeconds":9223372036854775807}}}}`,
+		`{"ollamaAddresses":["http://x"],"loadBalancer":{"healthCheckIntervalInSeconds":9223372036854775807,` +
+			`"healthCheckTimeoutInMilliseconds":9223372036855}}`,
+		`{"ollamaAddresses":["http://x"],"proxy":{"connWaitTimeoutSeconds":31536000,"firstByteTimeoutSeconds":31536001,` +
+			`"streamIdleTimeoutSeconds":-9223372036854775808,"headerReadTimeoutSeconds":18446744073709551616,` +
+			`"clientIdleTimeoutSeconds":1e308,"shutdownTimeoutSeconds":9223372037}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -39,5 +49,43 @@ func FuzzParse(f *testing.F) {
 		if len(c.OllamaAddresses) < 1 {
 			t.Fatalf("Parse succeeded with no Ollama address")
 		}
+		checkDurations(t, c)
 	})
+}
+
+// checkDurations checks that every duration of a valid config is what its
+// number says: within (0, MaxDuration], or 0 where 0 is allowed, and never
+// wrapped around.
+func checkDurations(t *testing.T, c *Config) {
+	t.Helper()
+	type dur struct {
+		field  string
+		n      int
+		unit   time.Duration
+		got    time.Duration
+		zeroOK bool
+	}
+	p := c.Proxy
+	ds := []dur{
+		{"loadBalancer.healthCheckIntervalInSeconds", c.LoadBalancer.HealthCheckIntervalInSeconds, time.Second, c.HealthCheckInterval(), false},
+		{"loadBalancer.healthCheckTimeoutInMilliseconds", c.LoadBalancer.HealthCheckTimeoutInMilliseconds, time.Millisecond, c.HealthCheckTimeout(), false},
+		{"rateLimit.timeWindowSeconds", c.RateLimit.TimeWindowSeconds, time.Second, c.RateLimit.Window(), !c.RateLimit.Enabled},
+		{"proxy.connWaitTimeoutSeconds", p.ConnWaitTimeoutSeconds, time.Second, p.ConnWaitTimeout(), false},
+		{"proxy.firstByteTimeoutSeconds", p.FirstByteTimeoutSeconds, time.Second, p.FirstByteTimeout(), false},
+		{"proxy.streamIdleTimeoutSeconds", p.StreamIdleTimeoutSeconds, time.Second, p.StreamIdleTimeout(), false},
+		{"proxy.headerReadTimeoutSeconds", p.HeaderReadTimeoutSeconds, time.Second, p.HeaderReadTimeout(), false},
+		{"proxy.clientIdleTimeoutSeconds", p.ClientIdleTimeoutSeconds, time.Second, p.ClientIdleTimeout(), false},
+		{"proxy.shutdownTimeoutSeconds", p.ShutdownTimeoutSeconds, time.Second, p.ShutdownTimeout(), true},
+	}
+	for name, r := range c.RateLimit.PerKey {
+		ds = append(ds, dur{"rateLimit.perKey[" + name + "].timeWindowSeconds", r.TimeWindowSeconds, time.Second, r.Window(), false})
+	}
+	for _, d := range ds {
+		if d.got < 0 || d.got > MaxDuration || (d.got == 0 && !d.zeroOK) {
+			t.Errorf("%s = %d gives %v; want a duration in (0, %v]", d.field, d.n, d.got, MaxDuration)
+		}
+		if int64(d.got/d.unit) != int64(d.n) || d.got%d.unit != 0 {
+			t.Errorf("%s = %d gives %v: not %d units of %v", d.field, d.n, d.got, d.n, d.unit)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FieldError is one problem of a config: the field, named by its JSON path
@@ -41,9 +42,9 @@ func (c *Config) Validate() error {
 	v.ollamaAddresses(c.OllamaAddresses)
 
 	lb := c.LoadBalancer
-	v.atLeast("loadBalancer.healthCheckIntervalInSeconds", int64(lb.HealthCheckIntervalInSeconds), 1)
+	v.duration("loadBalancer.healthCheckIntervalInSeconds", lb.HealthCheckIntervalInSeconds, time.Second, 1)
 	v.path("loadBalancer.healthCheckEndpoint", lb.HealthCheckEndpoint)
-	v.atLeast("loadBalancer.healthCheckTimeoutInMilliseconds", int64(lb.HealthCheckTimeoutInMilliseconds), 1)
+	v.duration("loadBalancer.healthCheckTimeoutInMilliseconds", lb.HealthCheckTimeoutInMilliseconds, time.Millisecond, 1)
 	v.atLeast("loadBalancer.failThreshold", int64(lb.FailThreshold), 1)
 	v.atLeast("loadBalancer.riseThreshold", int64(lb.RiseThreshold), 1)
 
@@ -55,6 +56,7 @@ func (c *Config) Validate() error {
 	rl := c.RateLimit
 	v.rate("rateLimit.maxRequests", rl.MaxRequests, rl.Enabled)
 	v.rate("rateLimit.timeWindowSeconds", rl.TimeWindowSeconds, rl.Enabled)
+	v.maxDuration("rateLimit.timeWindowSeconds", rl.TimeWindowSeconds, time.Second)
 	v.perKey(c, rl.PerKey)
 	v.atLeast("rateLimit.maxConcurrent", int64(rl.MaxConcurrent), 0)
 	v.atLeast("rateLimit.authFailuresPerMinute", int64(rl.AuthFailuresPerMinute), 1)
@@ -72,12 +74,12 @@ func (c *Config) Validate() error {
 	if p.MaxConnsPerBackend < 1 || p.MaxConnsPerBackend > 100000 {
 		v.add("proxy.maxConnsPerBackend", "must be between 1 and 100000")
 	}
-	v.atLeast("proxy.connWaitTimeoutSeconds", int64(p.ConnWaitTimeoutSeconds), 1)
-	v.atLeast("proxy.firstByteTimeoutSeconds", int64(p.FirstByteTimeoutSeconds), 1)
-	v.atLeast("proxy.streamIdleTimeoutSeconds", int64(p.StreamIdleTimeoutSeconds), 1)
-	v.atLeast("proxy.headerReadTimeoutSeconds", int64(p.HeaderReadTimeoutSeconds), 1)
-	v.atLeast("proxy.clientIdleTimeoutSeconds", int64(p.ClientIdleTimeoutSeconds), 1)
-	v.atLeast("proxy.shutdownTimeoutSeconds", int64(p.ShutdownTimeoutSeconds), 0)
+	v.duration("proxy.connWaitTimeoutSeconds", p.ConnWaitTimeoutSeconds, time.Second, 1)
+	v.duration("proxy.firstByteTimeoutSeconds", p.FirstByteTimeoutSeconds, time.Second, 1)
+	v.duration("proxy.streamIdleTimeoutSeconds", p.StreamIdleTimeoutSeconds, time.Second, 1)
+	v.duration("proxy.headerReadTimeoutSeconds", p.HeaderReadTimeoutSeconds, time.Second, 1)
+	v.duration("proxy.clientIdleTimeoutSeconds", p.ClientIdleTimeoutSeconds, time.Second, 1)
+	v.duration("proxy.shutdownTimeoutSeconds", p.ShutdownTimeoutSeconds, time.Second, 0)
 
 	return errors.Join(v.errs...)
 }
@@ -94,6 +96,24 @@ func (v *validator) add(field, problem string) {
 func (v *validator) atLeast(field string, n, lowest int64) {
 	if n < lowest {
 		v.add(field, fmt.Sprintf("must be >= %d", lowest))
+	}
+}
+
+// duration checks a number of units that becomes a time.Duration: at
+// least lowest and, through the conversion the accessors use, at most
+// MaxDuration.
+func (v *validator) duration(field string, n int, unit time.Duration, lowest int64) {
+	if int64(n) < lowest {
+		v.atLeast(field, int64(n), lowest)
+		return
+	}
+	v.maxDuration(field, n, unit)
+}
+
+// maxDuration reports a non-negative number of units beyond MaxDuration.
+func (v *validator) maxDuration(field string, n int, unit time.Duration) {
+	if _, ok := toDuration(int64(n), unit); !ok && n >= 0 {
+		v.add(field, fmt.Sprintf("must be at most %d (one year)", int64(MaxDuration/unit)))
 	}
 }
 
@@ -281,6 +301,10 @@ func (v *validator) metricsEndpoint(field, p string) {
 	switch {
 	case p == "/":
 		v.add(field, `must not be "/" (that is the proxied Ollama API)`)
+	case p == "/healthz":
+		v.add(field, `must not be "/healthz" (the gateway serves its liveness check there)`)
+	case p == "/readyz":
+		v.add(field, `must not be "/readyz" (the gateway serves its readiness check there)`)
 	case strings.ContainsAny(p, "?#"):
 		v.add(field, "must be a plain path without query or fragment")
 	case under(p, "/config"):
@@ -329,6 +353,7 @@ func (v *validator) perKey(c *Config, m map[string]RateOverride) {
 		if r.TimeWindowSeconds <= 0 {
 			v.add(field+".timeWindowSeconds", "must be > 0")
 		}
+		v.maxDuration(field+".timeWindowSeconds", r.TimeWindowSeconds, time.Second)
 	}
 }
 

@@ -45,7 +45,7 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 		rateOn:     cfg.RateLimit.Enabled,
 		rate: limiter.Rate{
 			Limit:  cfg.RateLimit.MaxRequests,
-			Window: time.Duration(cfg.RateLimit.TimeWindowSeconds) * time.Second,
+			Window: cfg.RateLimit.Window(),
 		},
 		maxConcurrent: cfg.RateLimit.MaxConcurrent,
 		authFailRate:  limiter.Rate{Limit: cfg.RateLimit.AuthFailuresPerMinute, Window: time.Minute},
@@ -67,7 +67,7 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 		for d, r := range perKey {
 			var id [16]byte
 			copy(id[:], d[:16])
-			p.perKey[id] = limiter.Rate{Limit: r.MaxRequests, Window: time.Duration(r.TimeWindowSeconds) * time.Second}
+			p.perKey[id] = limiter.Rate{Limit: r.MaxRequests, Window: r.Window()}
 		}
 	}
 	for _, o := range cfg.Security.AllowedOrigins {

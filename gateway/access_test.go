@@ -397,3 +397,27 @@ func TestAdminScope(t *testing.T) {
 		t.Error("an admin request reached Ollama")
 	}
 }
+
+// TestReloadRefusesOverflowingWindow: issue 10, item 4. A window of
+// 9223372037 s overflowed to a negative Duration and no request was ever
+// limited; a reload goes through the same validation as a start.
+func TestReloadRefusesOverflowingWindow(t *testing.T) {
+	fake := ollamatest.New(t)
+	cfg := baseConfig(fake.URL)
+	// Two requests a minute: one to the API, then the reload (admin
+	// requests are limited too); the third must be refused.
+	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 2, TimeWindowSeconds: 60, AuthFailuresPerMinute: 10}
+	gw := startFileGateway(t, cfg)
+	if resp, body := do(t, gw.URL, "GET", "/api/tags", "Bearer "+testKey, nil); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, body)
+	}
+	cfg.RateLimit.TimeWindowSeconds = 9223372037
+	writeConfig(t, gw.path, cfg)
+	resp, body := do(t, gw.URL, "POST", "/config/reload", "Bearer "+testKey, nil)
+	if want := "rateLimit.timeWindowSeconds: must be at most 31536000 (one year)"; resp.StatusCode != 422 || !strings.Contains(errorOf(t, body), want) {
+		t.Errorf("reload: %d %s; want 422 naming %q", resp.StatusCode, body, want)
+	}
+	if resp, body := do(t, gw.URL, "GET", "/api/tags", "Bearer "+testKey, nil); resp.StatusCode != 429 {
+		t.Errorf("after the refused reload: %d %s; want 429 (the old limit holds)", resp.StatusCode, body)
+	}
+}
