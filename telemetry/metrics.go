@@ -291,7 +291,9 @@ func (t *ipTable) init(max int) {
 }
 
 func (t *ipTable) counter(m *Metrics, ip netip.Addr, ep Endpoint, status int) *metrics.Counter {
-	ip = ip.Unmap()
+	// A zone (fe80::1%eth0) is not part of the client's identity, may hold
+	// any byte, and would multiply the series: drop it before the label.
+	ip = ip.Unmap().WithZone("")
 	key := ipSeries{ip: ip, ep: ep, status: uint16(status)}
 	sh := &t.shards[shardOf(ip)]
 	sh.mu.RLock()
@@ -322,10 +324,24 @@ func (t *ipTable) counter(m *Metrics, ip netip.Addr, ep Endpoint, status int) *m
 	if c, ok := sh.counters[key]; ok {
 		return c
 	}
-	c = m.set.GetOrCreateCounter(fmt.Sprintf(`%s_requests_by_ip_total{ip=%q,endpoint=%q,status="%d"}`,
-		m.ns, label, ep.String(), status))
+	c = m.set.GetOrCreateCounter(fmt.Sprintf(`%s_requests_by_ip_total{ip="%s",endpoint="%s",status="%d"}`,
+		m.ns, ipLabel(label), escapeLabel(ep.String()), status))
 	sh.counters[key] = c
 	return c
+}
+
+// maxIPLabelLen bounds the `ip` label value; an IPv6 address without zone
+// is at most 39 bytes.
+const maxIPLabelLen = 45
+
+// ipLabel is the `ip` label value of an address string: escaped like every
+// other label (escapeLabel) and at most maxIPLabelLen bytes, cut at a UTF-8
+// boundary.
+func ipLabel(s string) string {
+	if len(s) > maxIPLabelLen {
+		s = strings.ToValidUTF8(s[:maxIPLabelLen], "")
+	}
+	return escapeLabel(s)
 }
 
 func shardOf(a netip.Addr) int {

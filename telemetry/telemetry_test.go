@@ -257,3 +257,35 @@ func BenchmarkMetricsHotPath(b *testing.B) {
 		}
 	})
 }
+
+// TestIPLabelWithoutZone: issue 10, item 7. An IPv6 zone may hold any byte
+// (quotes, tabs, newlines): it is dropped before the label, so one client
+// is one series and the exposition stays valid.
+func TestIPLabelWithoutZone(t *testing.T) {
+	m := New(Options{})
+	for _, zone := range []string{"eth0", "a\"b", "x\ty", "new\nline", "\xff"} {
+		m.Request(MethodGet, EndpointTags, 200, time.Millisecond, netip.MustParseAddr("fe80::1").WithZone(zone))
+	}
+	out := expose(m)
+	if got := value(t, out, `gateway_requests_by_ip_total{ip="fe80::1",endpoint="/api/tags",status="200"}`); got != 5 {
+		t.Errorf(`ip="fe80::1" = %v; want 5 (zones dropped)`, got)
+	}
+	if n := strings.Count(out, "gateway_requests_by_ip_total{"); n != 1 {
+		t.Errorf("%d by-ip series; want 1:\n%s", n, out)
+	}
+}
+
+func TestIPLabelEscapedAndBounded(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"10.0.0.1", "10.0.0.1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"other", "other"},
+		{`a"b\c` + "\n", `a\"b\\c\n`},
+		{strings.Repeat("f", 100), strings.Repeat("f", maxIPLabelLen)},
+		{strings.Repeat("a", maxIPLabelLen-1) + "é", strings.Repeat("a", maxIPLabelLen-1)},
+	} {
+		if got := ipLabel(tt.in); got != tt.want {
+			t.Errorf("ipLabel(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
