@@ -88,12 +88,21 @@ func (p *policy) rateFor(k *access.Key) limiter.Rate {
 }
 
 // checkIP resolves the client address (behind trusted proxies) into r.ip
-// and refuses a denied one. It runs first: a denied IP learns nothing about
-// keys.
+// and refuses a denied one (403), or a request whose forwarding headers
+// from a trusted proxy cannot be read (400). It runs first: a denied IP
+// learns nothing about keys.
 func (g *Gateway) checkIP(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 	r.ip = peerAddr(ctx)
 	if p.trusted.Len() > 0 {
-		r.ip = access.ClientIP(r.ip, ctx.Request.Header.PeekAll("X-Forwarded-For"), p.trusted)
+		ip, err := access.ClientIP(r.ip, &ctx.Request.Header, p.trusted)
+		if err != nil {
+			// Never fall back to the proxy's address: that would let a
+			// denied client through. r.ip stays the proxy's, for the log.
+			g.refuse(telemetry.AuthForbiddenIP)
+			proxy.WriteError(ctx, fasthttp.StatusBadRequest, "cannot tell the client's address: "+err.Error())
+			return false
+		}
+		r.ip = ip
 	}
 	if p.deny.Contains(r.ip) || (p.allow.Len() > 0 && !p.allow.Contains(r.ip)) {
 		g.refuse(telemetry.AuthForbiddenIP)

@@ -421,3 +421,61 @@ func TestReloadRefusesOverflowingWindow(t *testing.T) {
 		t.Errorf("after the refused reload: %d %s; want 429 (the old limit holds)", resp.StatusCode, body)
 	}
 }
+
+// TestDeniedIPThroughTrustedProxy: issue 10, item 7. Through a trusted
+// proxy, an X-Forwarded-For entry with a port, "unknown", or a quoted or
+// folded value made the proxy the client, so a denied IP got 200. Every
+// form proxies send is read; what cannot be read is refused with 400.
+func TestDeniedIPThroughTrustedProxy(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startGateway(t, func(c *config.Config) {
+		c.Security.DenyIPs = []string{"203.0.113.5", "2001:db8::1"}
+		c.Security.TrustedProxies = []string{"127.0.0.1"}
+	}, fake.URL)
+	tests := []struct {
+		name    string
+		headers string
+		want    int
+	}{
+		{"IPv4 with port", "X-Forwarded-For: 203.0.113.5:5555\r\n", 403},
+		{"bracketed IPv6 with port", "X-Forwarded-For: [2001:db8::1]:443\r\n", 403},
+		{"bracketed IPv6", "X-Forwarded-For: [2001:db8::1]\r\n", 403},
+		{"IPv6 zone", "X-Forwarded-For: 2001:db8::1%eth0\r\n", 403},
+		{"mapped IPv6", "X-Forwarded-For: ::ffff:203.0.113.5\r\n", 403},
+		{"quoted", "X-Forwarded-For: \"203.0.113.5\"\r\n", 403},
+		{"white space", "X-Forwarded-For: \t 203.0.113.5 \t\r\n", 403},
+		{"second header line", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.5\r\n", 403},
+		{"behind a second trusted hop", "X-Forwarded-For: 203.0.113.5, 127.0.0.1:80\r\n", 403},
+		{"folded", "X-Forwarded-For: 6.6.6.6,\r\n 203.0.113.5\r\n", 403},
+		{"unknown", "X-Forwarded-For: unknown\r\n", 400},
+		{"unknown right of the client", "X-Forwarded-For: 203.0.113.5, unknown\r\n", 400},
+		{"garbage", "X-Forwarded-For: 203.0.113.5:x\r\n", 400},
+		{"Forwarded", "Forwarded: for=203.0.113.5\r\n", 403},
+		{"Forwarded IPv6 with port", "Forwarded: for=\"[2001:db8::1]:443\";proto=https\r\n", 403},
+		{"Forwarded IPv4 with port", "Forwarded: For=\"203.0.113.5:4711\"\r\n", 403},
+		{"Forwarded chain", "Forwarded: for=6.6.6.6, for=203.0.113.5;by=127.0.0.1\r\n", 403},
+		{"Forwarded unknown", "Forwarded: for=unknown\r\n", 400},
+		{"Forwarded obfuscated", "Forwarded: for=_hidden\r\n", 400},
+		{"Forwarded against XFF", "Forwarded: for=6.6.6.6\r\nX-Forwarded-For: 203.0.113.5\r\n", 400},
+		{"allowed client with port", "X-Forwarded-For: 198.51.100.7:5555\r\n", 200},
+		{"allowed client, Forwarded", "Forwarded: for=\"[2001:db8::2]:443\"\r\n", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fake.RequestsTo("/api/tags")
+			resp := rawRequest(t, gw.URL, "GET /api/tags HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+testKey+"\r\n"+
+				tt.headers+"Connection: close\r\n\r\n")
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%q: %d %s; want %d", tt.headers, resp.StatusCode, b, tt.want)
+			}
+			if tt.want != 200 {
+				errorOf(t, string(b))
+				if fake.RequestsTo("/api/tags") != before {
+					t.Errorf("%q: a refused request reached Ollama", tt.headers)
+				}
+			}
+		})
+	}
+}
