@@ -69,7 +69,8 @@ func (s *KeySet) Lookup(presented []byte) *Key {
 func (s *KeySet) Len() int { return len(s.keys) }
 
 // HasAdminKeys reports whether admin keys are configured. Without them the
-// admin endpoints accept an API key from a loopback client only.
+// admin endpoints accept an API key from a loopback client that sent no
+// proxy header ([IsProxyHeader]) only.
 func (s *KeySet) HasAdminKeys() bool { return s.admin }
 
 // ParseAuthorization extracts the key from an authentication header value:

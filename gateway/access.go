@@ -196,6 +196,35 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
+// directLoopback reports whether ctx comes from a loopback peer and carries
+// no proxy header at all (access.IsProxyHeader, even an empty one): the
+// only clients the admin endpoints trust without adminKeys. A local
+// reverse proxy would make every remote client look local. A same-host TCP
+// relay adds no header and cannot be told apart: warnAdminFallback says so.
+func directLoopback(ctx *fasthttp.RequestCtx) bool {
+	if !peerAddr(ctx).IsLoopback() {
+		return false
+	}
+	for name := range ctx.Request.Header.All() {
+		if access.IsProxyHeader(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// warnAdminFallback logs a warning when cfg has no adminKeys: the admin
+// endpoints then accept any API key from a direct loopback client.
+func (g *Gateway) warnAdminFallback(cfg *config.Config) {
+	if len(cfg.AdminKeys) > 0 {
+		return
+	}
+	g.log.Warn("no adminKeys configured: the admin endpoints (/config/...) accept ANY API key from a loopback client "+
+		"without proxy headers; a same-host TCP relay (stunnel, haproxy in TCP mode, kubectl port-forward, "+
+		"an nginx that sets no X-Forwarded-For) makes remote clients loopback. Set adminKeys.",
+		"adminFallback", "loopback")
+}
+
 // peerAddr returns the TCP peer of ctx, IPv4-mapped addresses unmapped.
 func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	a, _ := netip.AddrFromSlice(ctx.RemoteIP())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -477,5 +478,65 @@ func TestDeniedIPThroughTrustedProxy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdminLoopbackFallbackRefusesProxyHeaders: issue 10, item 6. Without
+// adminKeys, only a loopback client that came through no proxy may use an
+// API key on the admin endpoints; Forwarded, X-Real-IP and even an empty
+// X-Forwarded-For let a proxied client through.
+func TestAdminLoopbackFallbackRefusesProxyHeaders(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startGateway(t, nil, fake.URL)
+	// /config/reload answers 503 here (no file): anything but 403 passed
+	// the admin check.
+	for _, tt := range []struct {
+		headers string
+		want    int
+	}{
+		{"", 503},
+		{"X-Forwarded-For: 203.0.113.5\r\n", 403},
+		{"X-Forwarded-For:\r\n", 403},
+		{"X-Forwarded-For: \r\n", 403},
+		{"Forwarded: for=203.0.113.5\r\n", 403},
+		{"forwarded: proto=https\r\n", 403},
+		{"X-Real-IP: 203.0.113.5\r\n", 403},
+		{"X-Real-Ip:\r\n", 403},
+		{"X-Forwarded-Host: gw.example.com\r\n", 403},
+		{"X-Forwarded-Proto: https\r\n", 403},
+		{"Via: 1.1 proxy\r\n", 403},
+	} {
+		resp := rawRequest(t, gw.URL, "GET /config/reload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+testKey+"\r\n"+
+			tt.headers+"Connection: close\r\n\r\n")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%q: %d %s; want %d", tt.headers, resp.StatusCode, b, tt.want)
+		}
+	}
+}
+
+// TestAdminFallbackWarnsAtStart: the loopback fallback is announced with a
+// WARN line at start-up, and only when it is active.
+func TestAdminFallbackWarnsAtStart(t *testing.T) {
+	fake := ollamatest.New(t)
+	for _, tt := range []struct {
+		admin []string
+		want  bool
+	}{{nil, true}, {[]string{"admin-key-000000000001"}, false}} {
+		var buf lockedBuffer
+		cfg := baseConfig(fake.URL)
+		cfg.AdminKeys = tt.admin
+		serve(t, listen(t), &cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
+		warned := false
+		for line := range strings.SplitSeq(buf.String(), "\n") {
+			var rec struct{ Level, Msg string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "WARN" && strings.Contains(rec.Msg, "no adminKeys") {
+				warned = true
+			}
+		}
+		if warned != tt.want {
+			t.Errorf("adminKeys %v: warned = %v; want %v; log:\n%s", tt.admin, warned, tt.want, buf.String())
+		}
 	}
 }

@@ -131,6 +131,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		return nil, err
 	}
 	g.state.Store(st)
+	g.warnAdminFallback(cfg)
 	if cfg.Metrics.Enabled {
 		g.metrics.Store(g.newMetrics(cfg.Metrics.Namespace))
 	}
@@ -277,7 +278,7 @@ func (g *Gateway) adminAllowed(ctx *fasthttp.RequestCtx, st *State, r *request) 
 		}
 		return true
 	}
-	if !peerAddr(ctx).IsLoopback() || len(ctx.Request.Header.Peek("X-Forwarded-For")) > 0 {
+	if !directLoopback(ctx) {
 		g.refuse(telemetry.AuthNotAdmin)
 		proxy.WriteError(ctx, fasthttp.StatusForbidden,
 			"admin endpoints need an admin key (adminKeys) or a direct loopback client")
