@@ -237,3 +237,24 @@ func referenceWalk(peer netip.Addr, h *oneHeader, trusted *IPSet) (netip.Addr, b
 	}
 	return peer, false
 }
+
+func BenchmarkClientIP(b *testing.B) {
+	trusted, _ := NewIPSet([]string{"10.0.0.0/8", "fd00::/8"})
+	peer := netip.MustParseAddr("10.0.0.2")
+	for _, bc := range []struct {
+		name string
+		h    *oneHeader
+	}{
+		{"XFF IPv4 three hops", &oneHeader{xff: [][]byte{[]byte("198.51.100.7:5555, 10.0.0.3, 10.0.0.4")}}},
+		{"Forwarded IPv6", &oneHeader{fwd: [][]byte{[]byte(`for="[2001:db8::1]:443";proto=https, for=10.0.0.3`)}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ClientIP(peer, bc.h, trusted); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
