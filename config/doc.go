@@ -1,6 +1,7 @@
-// Package config reads, defaults and validates the gateway's config.json,
-// and edits its key lists on disk (AddKey, RemoveKey) without ever leaving
-// a file that would not load (WriteFileAtomic).
+// Package config reads, defaults and validates the gateway's config.json.
+// Writing the file atomically and recovering an interrupted write is
+// internal/atomicfile's concern; editing its key lists on disk is
+// internal/keyfile's.
 //
 // A Config is plain data. It is built in three steps:
 //

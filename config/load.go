@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/ollamagw/ollama-gateway/internal/atomicfile"
 )
 
 // errEmpty is returned by Parse for a file holding nothing but white space.
@@ -27,26 +29,24 @@ var errEmpty = errors.New("empty file")
 // The returned error wraps the underlying ones, so errors.As finds a
 // [*FieldError] or an *fs.PathError.
 //
-// Recovery: an in-place rewrite by [WriteFileAtomic] leaves a recovery
-// copy while it runs: path+".new", or, when path's directory may not be
-// written, ollama-gateway-<h>.json.new in [os.TempDir] (see
-// WriteFileAtomic). When the file does not parse but such a copy does, and
-// the file holds what an interrupted rewrite to that copy leaves (a prefix
-// of it, possibly with zeroed blocks), Load returns the config of the copy
-// and restores it over path with WriteFileAtomic, then removes the copy.
-// If both copies qualify, the one modified last is used. A copy in the
-// temporary directory, where others may create files, is used only if it
-// is a regular file (not a symbolic link) of the process's user that group
-// and others have no access to. Restoring is best effort: if it fails, the
-// copy stays and the next Load recovers again. A copy is ignored when the
-// file parses or was edited otherwise, so a stale one never overrides the
-// operator's file. Load writes nothing in any other case; like
-// WriteFileAtomic it must not run concurrently with a write of the same
-// file.
+// The file is read with atomicfile.ReadFile: when it does not parse but is
+// what an interrupted in-place rewrite (atomicfile.WriteFile) leaves, Load
+// restores it from the rewrite's recovery copy, path+".new" or
+// ollama-gateway-<h>.json.new in [os.TempDir] (<h>: the first 16 hex
+// digits of the SHA-256 of the file's absolute name), under the file's
+// lock, and returns the copy's config. Load writes nothing in any other
+// case.
 func Load(path string) (*Config, error) {
-	_, c, err := load(osFS{}, path)
+	data, err := atomicfile.ReadFile(path, func(b []byte) bool {
+		_, err := Parse(b)
+		return err == nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, &fileError{path: path, err: err}
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, &fileError{path: path, err: err}
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 	"github.com/ollamagw/ollama-gateway/proxy"
 )
 
@@ -44,7 +45,7 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		id := string(path[len("/config/keys/"):])
 		n, err := g.RevokeKey(id)
 		switch {
-		case errors.Is(err, config.ErrNoSuchKey):
+		case errors.Is(err, keyfile.ErrNoSuchKey):
 			proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
 		case err != nil:
 			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
@@ -74,7 +75,7 @@ func (g *Gateway) NewKey() (key, id string, err error) {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	cfg, err := config.AddKey(g.path, key)
+	cfg, err := keyfile.AddKey(g.path, key)
 	if err != nil {
 		return "", "", fmt.Errorf("could not save the new key, it was not created: %w", err)
 	}
@@ -94,7 +95,7 @@ func (g *Gateway) RevokeKey(id string) (int, error) {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	cfg, n, err := config.RemoveKey(g.path, id)
+	cfg, n, err := keyfile.RemoveKey(g.path, id, keyfile.RemoveOptions{})
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 )
 
 // runKeys manages keys in the configuration file offline:
@@ -29,7 +30,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	case "new":
 		key, err := config.GenerateKey()
 		if err == nil {
-			_, err = config.AddKey(*path, key)
+			_, err = keyfile.AddKey(*path, key)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "ollama-gateway: %v\n", err)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/gateway"
+	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -74,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// Neither open nor locked: mint the first key, save it, show it once.
 		key, err := config.GenerateKey()
 		if err == nil {
-			cfg, err = config.AddKey(*cfgPath, key)
+			cfg, err = keyfile.AddKey(*cfgPath, key)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "ollama-gateway: no apiKeys configured and none could be created: %v\n", err)

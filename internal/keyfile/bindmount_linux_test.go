@@ -1,4 +1,4 @@
-package config
+package keyfile
 
 import (
 	"os"

@@ -1,10 +1,12 @@
-package config
+package keyfile
 
 import (
 	"encoding/hex"
 	stdjson "encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/ollamagw/ollama-gateway/config"
 )
 
 // The textual edits of AddKey and RemoveKey, on the scanner of
@@ -33,7 +35,7 @@ func insertAPIKey(data []byte, key string) ([]byte, error) {
 	case '[':
 		return applyEdits(data, []jsonEdit{appendElem(data, m, q)}), nil
 	}
-	return nil, errors.New("config: apiKeys is not an array")
+	return nil, errors.New("apiKeys is not an array")
 }
 
 // appendElem returns the edit that appends the JSON text q to the array
@@ -119,7 +121,7 @@ func removeKeyID(data []byte, id string) (out []byte, n int, err error) {
 				if e.kind != '"' || stdjson.Unmarshal(data[e.start:e.end], &k) != nil {
 					continue
 				}
-				if KeyID(KeyDigest(k)) == id {
+				if config.KeyID(config.KeyDigest(k)) == id {
 					drop[i] = true
 					n++
 					addKeyNames(removed, k)
@@ -139,10 +141,10 @@ func removeKeyID(data []byte, id string) (out []byte, n int, err error) {
 }
 
 // addKeyNames adds the names by which a rateLimit.perKey entry may name
-// key k to set, as validation reads them (see perKey in validate.go).
+// key k to set, as validation reads them (see perKey in config/validate.go).
 func addKeyNames(set map[string]bool, k string) {
-	d := KeyDigest(k)
-	set[KeyID(d)] = true
+	d := config.KeyDigest(k)
+	set[config.KeyID(d)] = true
 	set["sha256:"+hex.EncodeToString(d[:])] = true
 	set[k] = true
 }

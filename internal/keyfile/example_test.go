@@ -1,4 +1,4 @@
-package config_test
+package keyfile_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 )
 
 func ExampleAddKey() {
@@ -30,7 +31,7 @@ func ExampleAddKey() {
 		fmt.Println(err)
 		return
 	}
-	cfg, err := config.AddKey(path, key)
+	cfg, err := keyfile.AddKey(path, key)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -40,7 +41,7 @@ func ExampleAddKey() {
 	fmt.Print(strings.Replace(string(data), key, "<new key>", 1))
 
 	// Revoke the first key by its public id.
-	cfg, n, err := config.RemoveKey(path, config.KeyID(config.KeyDigest("first-key-0123456789")))
+	cfg, n, err := keyfile.RemoveKey(path, config.KeyID(config.KeyDigest("first-key-0123456789")), keyfile.RemoveOptions{})
 	fmt.Println(n, "removed,", len(cfg.APIKeys), "left", err)
 	// Output:
 	// 2 keys

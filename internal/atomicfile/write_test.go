@@ -1,7 +1,9 @@
-package config
+package atomicfile
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -268,13 +270,50 @@ func writeConfig(t *testing.T, content string) string {
 	return path
 }
 
-func mustParse(t *testing.T, doc string) *Config {
-	t.Helper()
-	c, err := Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
+// The documents these tests write stand for configs: a content is valid
+// when it is a JSON object with only the members ollamaAddresses and
+// apiKeys (validDoc), and a "config" is the document itself.
+
+// validDoc is the test's stand-in for a config parser.
+func validDoc(data []byte) bool {
+	var doc struct {
+		OllamaAddresses []string `json:"ollamaAddresses"`
+		APIKeys         []string `json:"apiKeys"`
 	}
-	return c
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&doc) == nil && !dec.More()
+}
+
+// mustParse returns doc, the config it stands for.
+func mustParse(t *testing.T, doc string) string {
+	t.Helper()
+	if !validDoc([]byte(doc)) {
+		t.Fatalf("test document %q is not JSON", doc)
+	}
+	return doc
+}
+
+// errInvalid is what readDoc returns for a file validDoc rejects.
+var errInvalid = errors.New("the file is not a valid document")
+
+// readDoc reads the file at path as a config loader does: with ReadFile,
+// then an error if the result is not valid.
+func readDoc(path string) (string, error) {
+	data, err := ReadFile(path, validDoc)
+	if err == nil && !validDoc(data) {
+		err = errInvalid
+	}
+	return string(data), err
+}
+
+// readDocFS is readDoc on fsys, without the lock.
+func readDocFS(fsys fileOps, path string) ([]byte, string, error) {
+	data, err := readRecovering(fsys, path, validDoc)
+	if err == nil && !validDoc(data) {
+		err = errInvalid
+	}
+	return data, string(data), err
 }
 
 // entries lists the names in the directory of path.
@@ -310,13 +349,13 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-// TestWriteFileAtomicFaults fails, in turn, every file operation of
-// WriteFileAtomic, by rename and by the in-place rewrite of a bind mount
+// TestWriteFileFaults fails, in turn, every file operation of
+// WriteFile, by rename and by the in-place rewrite of a bind mount
 // (with its recovery copy next to the file, or in the temporary directory
 // when the file's directory may not be written), and crashes the process
 // before and after each: Load must then give the old config or the new
 // one, never an error.
-func TestWriteFileAtomicFaults(t *testing.T) {
+func TestWriteFileFaults(t *testing.T) {
 	oldCfg, newCfg := mustParse(t, oldDoc), mustParse(t, newDoc)
 	for _, tc := range []struct {
 		name      string
@@ -361,7 +400,7 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 			// A clean run lists the operations.
 			path := writeConfig(t, oldDoc)
 			rec := newFS(path, 0, failOp)
-			if err := writeFileAtomic(rec, path, []byte(newDoc)); err != nil {
+			if err := writeFile(rec, path, []byte(newDoc)); err != nil {
 				t.Fatalf("writeFileAtomic error: %v", err)
 			}
 			for _, s := range tc.steps {
@@ -379,7 +418,7 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
 					path := writeConfig(t, oldDoc)
 					f := newFS(path, i+1, ft)
-					err := writeFileAtomic(f, path, []byte(newDoc))
+					err := writeFile(f, path, []byte(newDoc))
 					if !f.fired {
 						t.Errorf("%s: the operation was not reached (ops %q)", name, f.ops)
 						continue
@@ -390,7 +429,7 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 					if err == nil && !strings.HasPrefix(op, "remove ") && !f.crashed {
 						t.Errorf("%s: writeFileAtomic returned no error", name)
 					}
-					got, lerr := Load(path) // with f's temporary directory
+					got, lerr := readDoc(path) // with f's temporary directory
 					if lerr != nil {
 						t.Errorf("%s: Load error: %v (writeFileAtomic: %v)", name, lerr, err)
 						continue
@@ -446,7 +485,7 @@ func mayLeavePending(op, pending string) bool {
 	return false
 }
 
-func TestWriteFileAtomicRenameRefused(t *testing.T) {
+func TestWriteFileRenameRefused(t *testing.T) {
 	// A single-file bind mount cannot be renamed over (EBUSY); other file
 	// systems say EXDEV or EPERM. The file is rewritten in place.
 	for _, errno := range []syscall.Errno{syscall.EBUSY, syscall.EXDEV, syscall.EPERM} {
@@ -454,7 +493,7 @@ func TestWriteFileAtomicRenameRefused(t *testing.T) {
 			path := writeConfig(t, oldDoc)
 			ino := inode(t, path)
 			f := &faultFS{renameErr: errno, target: "config.json"}
-			if err := writeFileAtomic(f, path, []byte(newDoc)); err != nil {
+			if err := writeFile(f, path, []byte(newDoc)); err != nil {
 				t.Fatalf("writeFileAtomic error: %v", err)
 			}
 			if data, _ := os.ReadFile(path); string(data) != newDoc {
@@ -473,11 +512,11 @@ func TestWriteFileAtomicRenameRefused(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicRenameOtherError(t *testing.T) {
+func TestWriteFileRenameOtherError(t *testing.T) {
 	// Any other rename failure is an error, and changes nothing.
 	path := writeConfig(t, oldDoc)
 	f := &faultFS{renameErr: syscall.ENOSPC, target: "config.json"}
-	if err := writeFileAtomic(f, path, []byte(newDoc)); !errors.Is(err, syscall.ENOSPC) {
+	if err := writeFile(f, path, []byte(newDoc)); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("writeFileAtomic error = %v; want ENOSPC", err)
 	}
 	if data, _ := os.ReadFile(path); string(data) != oldDoc {
@@ -488,9 +527,9 @@ func TestWriteFileAtomicRenameOtherError(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicMode(t *testing.T) {
+func TestWriteFileMode(t *testing.T) {
 	path := writeConfig(t, oldDoc) // 0640
-	if err := WriteFileAtomic(path, []byte(newDoc)); err != nil {
+	if err := WriteFile(path, []byte(newDoc)); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
@@ -498,7 +537,7 @@ func TestWriteFileAtomicMode(t *testing.T) {
 	}
 
 	fresh := filepath.Join(t.TempDir(), "config.json")
-	if err := WriteFileAtomic(fresh, []byte(newDoc)); err != nil {
+	if err := WriteFile(fresh, []byte(newDoc)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(fresh)
@@ -513,13 +552,13 @@ func TestWriteFileAtomicMode(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicFollowsSymlink(t *testing.T) {
+func TestWriteFileFollowsSymlink(t *testing.T) {
 	real := writeConfig(t, oldDoc)
 	link := filepath.Join(t.TempDir(), "config.json")
 	if err := os.Symlink(real, link); err != nil {
 		t.Skip("no symbolic links:", err)
 	}
-	if err := WriteFileAtomic(link, []byte(newDoc)); err != nil {
+	if err := WriteFile(link, []byte(newDoc)); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
@@ -530,7 +569,7 @@ func TestWriteFileAtomicFollowsSymlink(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicKeepsOwner(t *testing.T) {
+func TestWriteFileKeepsOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a file to another user")
 	}
@@ -538,7 +577,7 @@ func TestWriteFileAtomicKeepsOwner(t *testing.T) {
 	if err := os.Chown(path, 4321, 4322); err != nil {
 		t.Skip("chown:", err)
 	}
-	if err := WriteFileAtomic(path, []byte(newDoc)); err != nil {
+	if err := WriteFile(path, []byte(newDoc)); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)
@@ -581,10 +620,10 @@ type denyChown struct{ file }
 
 func (denyChown) Chown(int, int) error { return &fs.PathError{Op: "chown", Err: syscall.EPERM} }
 
-func TestWriteFileAtomicInPlaceWhenOwnerCannotBeKept(t *testing.T) {
+func TestWriteFileInPlaceWhenOwnerCannotBeKept(t *testing.T) {
 	path := writeConfig(t, oldDoc)
 	ino := inode(t, path)
-	if err := writeFileAtomic(foreignOwner{&faultFS{}}, path, []byte(newDoc)); err != nil {
+	if err := writeFile(foreignOwner{&faultFS{}}, path, []byte(newDoc)); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(path); string(data) != newDoc {
@@ -607,7 +646,7 @@ func useTempDir(t *testing.T) string {
 	return tmp
 }
 
-// copyPlaces are where WriteFileAtomic leaves the recovery copy of an
+// copyPlaces are where WriteFile leaves the recovery copy of an
 // in-place rewrite of path: next to it or, when its directory may not be
 // written, in the temporary directory (set by useTempDir first).
 var copyPlaces = []struct {
@@ -618,7 +657,7 @@ var copyPlaces = []struct {
 	{"in the temporary directory", func(path string) string { return tempCopy(osFS{}, path) }},
 }
 
-func TestLoadRecoversInterruptedRewrite(t *testing.T) {
+func TestReadFileRecoversInterruptedRewrite(t *testing.T) {
 	newCfg := mustParse(t, newDoc)
 	for _, place := range copyPlaces {
 		for _, tc := range []struct {
@@ -635,7 +674,7 @@ func TestLoadRecoversInterruptedRewrite(t *testing.T) {
 				if err := os.WriteFile(pending, []byte(newDoc), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				got, err := Load(path)
+				got, err := readDoc(path)
 				if err != nil {
 					t.Fatalf("Load error: %v", err)
 				}
@@ -662,7 +701,7 @@ func TestLoadRecoversInterruptedRewrite(t *testing.T) {
 	}
 }
 
-func TestLoadIgnoresStalePending(t *testing.T) {
+func TestReadFileIgnoresStalePending(t *testing.T) {
 	// The operator's own broken edit is reported, not replaced by a
 	// leftover recovery copy; nor does a copy override a file that loads.
 	broken := strings.Replace(oldDoc, `"apiKeys"`, `"apiKey"`, 1)
@@ -679,7 +718,7 @@ func TestLoadIgnoresStalePending(t *testing.T) {
 				if err := os.WriteFile(pending, []byte(tc.pending), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				c, err := Load(path)
+				c, err := readDoc(path)
 				if tc.file == oldDoc {
 					if err != nil || !reflect.DeepEqual(c, mustParse(t, oldDoc)) {
 						t.Errorf("Load = %v, %v; want the file's config", c, err)
@@ -718,10 +757,10 @@ func TestInterruptedRewrite(t *testing.T) {
 	}
 }
 
-// TestLoadRecoveryFaults interrupts Load's own restore of an interrupted
+// TestReadFileRecoveryFaults interrupts Load's own restore of an interrupted
 // rewrite at every step: the recovery copy is then the only good one, and
 // a later Load must still find the new config.
-func TestLoadRecoveryFaults(t *testing.T) {
+func TestReadFileRecoveryFaults(t *testing.T) {
 	newCfg := mustParse(t, newDoc)
 	for _, tc := range []struct {
 		name      string
@@ -750,7 +789,7 @@ func TestLoadRecoveryFaults(t *testing.T) {
 				return path, f
 			}
 			path, rec := setup(0, failOp)
-			if _, c, err := load(rec, path); err != nil || !reflect.DeepEqual(c, newCfg) {
+			if _, c, err := readDocFS(rec, path); err != nil || !reflect.DeepEqual(c, newCfg) {
 				t.Fatalf("load = %+v, %v; want the pending config", c, err)
 			}
 			t.Logf("operations: %q", rec.ops)
@@ -761,8 +800,8 @@ func TestLoadRecoveryFaults(t *testing.T) {
 					}
 					name := fmt.Sprintf("%d %s: %v", i+1, op, ft)
 					path, f := setup(i+1, ft)
-					load(f, path)
-					got, err := Load(path)
+					readDocFS(f, path)
+					got, err := readDoc(path)
 					if err != nil || !reflect.DeepEqual(got, newCfg) {
 						t.Errorf("%s: then Load = %+v, %v; want the pending config", name, got, err)
 					}

@@ -1,4 +1,4 @@
-package config
+package atomicfile
 
 import (
 	"errors"
@@ -18,11 +18,11 @@ import (
 // user, who may not write "/". These tests deny the directory through
 // faultFS, since they run as root, whom a mode 0555 does not stop.
 
-// TestWriteFileAtomicNonWritableDir is the regression test for new-key
+// TestWriteFileNonWritableDir is the regression test for new-key
 // answering 500 in the Docker image with the single-file mount: the
 // rewrite could not start because neither the replacement nor the
 // recovery copy could be created next to the file.
-func TestWriteFileAtomicNonWritableDir(t *testing.T) {
+func TestWriteFileNonWritableDir(t *testing.T) {
 	const copyOps = "rename .ollama-gateway-<h>.json.new.tmp* ollama-gateway-<h>.json.new\n" +
 		"syncDir\ntruncate config.json\nwrite config.json\nfsync config.json\nclose config.json\n" +
 		"remove ollama-gateway-<h>.json.new\n"
@@ -84,7 +84,7 @@ func TestWriteFileAtomicNonWritableDir(t *testing.T) {
 			if tc.plant != nil {
 				tc.plant(t, tempCopy(f, path))
 			}
-			err := writeFileAtomic(f, path, []byte(newDoc))
+			err := writeFile(f, path, []byte(newDoc))
 			want := newDoc
 			if tc.wantErr != nil {
 				want = oldDoc
@@ -138,10 +138,10 @@ func plantLink(t *testing.T, name string) {
 	})
 }
 
-// TestWriteFileAtomicCrashWithTempCopy crashes the in-place rewrite of a
+// TestWriteFileCrashWithTempCopy crashes the in-place rewrite of a
 // file whose directory may not be written, once its recovery copy is in
 // the temporary directory: Load restores the new content from there.
-func TestWriteFileAtomicCrashWithTempCopy(t *testing.T) {
+func TestWriteFileCrashWithTempCopy(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		op       string
@@ -164,7 +164,7 @@ func TestWriteFileAtomicCrashWithTempCopy(t *testing.T) {
 			// Find the operation in a clean run, then crash there.
 			clean := writeConfig(t, oldDoc)
 			rec := newFS(clean)
-			if err := writeFileAtomic(rec, clean, []byte(newDoc)); err != nil {
+			if err := writeFile(rec, clean, []byte(newDoc)); err != nil {
 				t.Fatal(err)
 			}
 			path := writeConfig(t, oldDoc)
@@ -173,7 +173,7 @@ func TestWriteFileAtomicCrashWithTempCopy(t *testing.T) {
 			if f.failAt == 0 {
 				t.Fatalf("no %q among %q", tc.op, rec.ops)
 			}
-			if err := writeFileAtomic(f, path, []byte(newDoc)); err == nil || !f.crashed {
+			if err := writeFile(f, path, []byte(newDoc)); err == nil || !f.crashed {
 				t.Fatalf("writeFileAtomic error = %v, crashed %v; want a crash", err, f.crashed)
 			}
 
@@ -193,7 +193,7 @@ func TestWriteFileAtomicCrashWithTempCopy(t *testing.T) {
 				t.Errorf("directory holds %q; want only config.json", e)
 			}
 
-			got, err := Load(path)
+			got, err := readDoc(path)
 			if err != nil {
 				t.Fatalf("Load error: %v", err)
 			}
@@ -212,12 +212,12 @@ func TestWriteFileAtomicCrashWithTempCopy(t *testing.T) {
 	}
 }
 
-// TestLoadIgnoresForeignTempCopy: anyone may create files in the
-// temporary directory, so Load restores only a copy that WriteFileAtomic
+// TestReadFileIgnoresForeignTempCopy: anyone may create files in the
+// temporary directory, so Load restores only a copy that WriteFile
 // could have left there: a regular file of this user, private to it.
 // Anything else could be another user's attempt to have their own keys
 // (or config) restored.
-func TestLoadIgnoresForeignTempCopy(t *testing.T) {
+func TestReadFileIgnoresForeignTempCopy(t *testing.T) {
 	newCfg := mustParse(t, newDoc)
 	writeCopy := func(mode os.FileMode) func(t *testing.T, name string) {
 		return func(t *testing.T, name string) {
@@ -270,11 +270,11 @@ func TestLoadIgnoresForeignTempCopy(t *testing.T) {
 
 			// Bounded: opening a FIFO could block for ever.
 			type result struct {
-				c   *Config
+				c   string
 				err error
 			}
 			done := make(chan result, 1)
-			go func() { c, err := Load(path); done <- result{c, err} }()
+			go func() { c, err := readDoc(path); done <- result{c, err} }()
 			var r result
 			select {
 			case r = <-done:
@@ -301,10 +301,10 @@ func TestLoadIgnoresForeignTempCopy(t *testing.T) {
 	}
 }
 
-// TestLoadPrefersNewerCopy: when both places hold a copy that fits the
+// TestReadFilePrefersNewerCopy: when both places hold a copy that fits the
 // broken file, the one modified last is the rewrite that broke it; the
 // other is a leftover of an earlier one.
-func TestLoadPrefersNewerCopy(t *testing.T) {
+func TestReadFilePrefersNewerCopy(t *testing.T) {
 	older := time.Now().Add(-time.Hour)
 	for _, tc := range []struct {
 		name            string
@@ -330,7 +330,7 @@ func TestLoadPrefersNewerCopy(t *testing.T) {
 			if tc.wantIs == "in temp" {
 				want = tc.inTemp
 			}
-			got, err := Load(path)
+			got, err := readDoc(path)
 			if err != nil || !reflect.DeepEqual(got, mustParse(t, want)) {
 				t.Errorf("Load = %+v, %v; want the newer copy's config", got, err)
 			}

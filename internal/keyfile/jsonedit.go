@@ -1,4 +1,4 @@
-package config
+package keyfile
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func parseEditable(data []byte) (jsonValue, error) {
 		return jsonValue{}, err
 	}
 	if v.kind != '{' {
-		return jsonValue{}, errors.New("config: the document is not a JSON object")
+		return jsonValue{}, errors.New("the document is not a JSON object")
 	}
 	s.space()
 	if s.pos != len(data) {
@@ -67,7 +67,7 @@ func parseEditable(data []byte) (jsonValue, error) {
 }
 
 func (s *editScanner) errorf(format string, args ...any) error {
-	return fmt.Errorf("config: cannot edit the document: "+format+" at byte %d", append(args, s.pos)...)
+	return fmt.Errorf("cannot edit the document: "+format+" at byte %d", append(args, s.pos)...)
 }
 
 // space skips JSON white space.

@@ -1,4 +1,4 @@
-package config
+package keyfile
 
 import (
 	"maps"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ollamagw/ollama-gateway/config"
 )
 
 const addr = `"ollamaAddresses": ["http://localhost:11434"]`
@@ -180,9 +182,9 @@ func TestInsertAPIKeyResultLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse(out)
+	c, err := config.Parse(out)
 	if err != nil {
-		t.Fatalf("Parse(edited) error: %v\n%s", err, out)
+		t.Fatalf("config.Parse(edited) error: %v\n%s", err, out)
 	}
 	if want := []string{"k1", `a"b\c`}; !slices.Equal(c.APIKeys, want) {
 		t.Errorf("APIKeys = %q; want %q", c.APIKeys, want)
@@ -210,8 +212,8 @@ func TestInsertAPIKeyErrors(t *testing.T) {
 }
 
 func TestRemoveKeyID(t *testing.T) {
-	id := func(k string) string { return KeyID(KeyDigest(k)) }
-	digest := "sha256:" + hexDigest("k2")
+	id := func(k string) string { return config.KeyID(config.KeyDigest(k)) }
+	digest := config.DigestEntry("k2")
 	tests := []struct {
 		name, in, key, want string
 		n                   int
@@ -279,7 +281,7 @@ func TestRemoveKeyID(t *testing.T) {
 
 // fuzzSeeds are config documents for the fuzz tests of the edits.
 func fuzzSeeds(f *testing.F) [][]byte {
-	seed, err := os.ReadFile("testdata/seed.json")
+	seed, err := os.ReadFile("../../config/testdata/seed.json")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		`{"ollamaAddresses":["http://a"],"apiKeys":["a"],"api\u212aeys":["b"], "adminKeys": ["c"]}`,
 		"\xef\xbb\xbf{\"ollamaAddresses\":[\"http://a\"], \"apiKeys\": [\"a\" , \"b\"]}\r\n",
 		`{"ollamaAddresses":["http://a"],"apiKeys":["a","b"],"rateLimit":{"perKey":{"a":{"maxRequests":1,"timeWindowSeconds":1}}}}`,
-		`{"ollamaAddresses":["http://a"],"apiKeys":["sha256:` + hexDigest("x") + `"],"rateLimit":{"perKey":{"` + KeyID(KeyDigest("x")) + `":{"maxRequests":1,"timeWindowSeconds":1}},"perkey":{}}}`,
+		`{"ollamaAddresses":["http://a"],"apiKeys":["` + config.DigestEntry("x") + `"],"rateLimit":{"perKey":{"` + config.KeyID(config.KeyDigest("x")) + `":{"maxRequests":1,"timeWindowSeconds":1}},"perkey":{}}}`,
 	} {
 		docs = append(docs, []byte(s))
 	}
@@ -308,7 +310,7 @@ func FuzzAddKey(f *testing.F) {
 		f.Add(d, `a"b\c`)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, key string) {
-		old, err := Parse(data)
+		old, err := config.Parse(data)
 		if err != nil {
 			return
 		}
@@ -320,12 +322,12 @@ func FuzzAddKey(f *testing.F) {
 		want.APIKeys = append(slices.Clone(old.APIKeys), key)
 		if want.Validate() != nil {
 			// An invalid key: the result must not load.
-			if _, err := Parse(out); err == nil {
+			if _, err := config.Parse(out); err == nil {
 				t.Fatalf("edit with invalid key %q loads:\n%s", key, out)
 			}
 			return
 		}
-		got, err := Parse(out)
+		got, err := config.Parse(out)
 		if err != nil {
 			t.Fatalf("edited document does not parse: %v\n in %q\nout %q", err, data, out)
 		}
@@ -341,11 +343,11 @@ func FuzzAddKey(f *testing.F) {
 func FuzzRemoveKey(f *testing.F) {
 	for _, d := range fuzzSeeds(f) {
 		for _, k := range []string{"a", "b", "x", "ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"} {
-			f.Add(d, KeyID(KeyDigest(k)))
+			f.Add(d, config.KeyID(config.KeyDigest(k)))
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte, id string) {
-		old, err := Parse(data)
+		old, err := config.Parse(data)
 		if err != nil {
 			return
 		}
@@ -353,7 +355,7 @@ func FuzzRemoveKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		other := func(k string) bool { return KeyID(KeyDigest(k)) != id }
+		other := func(k string) bool { return config.KeyID(config.KeyDigest(k)) != id }
 		want := *old
 		mine := func(k string) bool { return !other(k) }
 		want.APIKeys = slices.DeleteFunc(slices.Clone(old.APIKeys), mine)
@@ -361,7 +363,7 @@ func FuzzRemoveKey(f *testing.F) {
 		if gone := len(old.APIKeys) + len(old.AdminKeys) - len(want.APIKeys) - len(want.AdminKeys); n < gone {
 			t.Fatalf("removed %d entries; the config had %d", n, gone)
 		}
-		got, err := Parse(out)
+		got, err := config.Parse(out)
 		if err != nil {
 			t.Fatalf("edited document does not parse: %v\n in %q\nout %q", err, data, out)
 		}
