@@ -62,9 +62,12 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 }
 
 // NewKey generates an API key, writes it to the configuration file
-// atomically and makes it live for the very next request. If the file
-// cannot be written the key is not made live: nothing is half done. It
-// returns the key and its public id.
+// atomically and makes it live for the very next request. The file is
+// edited under its lock and re-read under it (keyfile.AddKey), and the
+// config applied is the one written, so a concurrent writer (`keys new`,
+// another gateway) loses nothing. If the file cannot be written the key is
+// not made live: nothing is half done. It returns the key and its public
+// id.
 func (g *Gateway) NewKey() (key, id string, err error) {
 	if g.path == "" {
 		return "", "", ErrNoConfigFile
@@ -87,8 +90,9 @@ func (g *Gateway) NewKey() (key, id string, err error) {
 	return key, id, nil
 }
 
-// RevokeKey removes the key with public id from the configuration file and
-// from the running configuration; it returns how many entries it removed.
+// RevokeKey removes the key with public id from the configuration file
+// (under its lock, as NewKey) and from the running configuration; it
+// returns how many entries it removed.
 func (g *Gateway) RevokeKey(id string) (int, error) {
 	if g.path == "" {
 		return 0, ErrNoConfigFile

@@ -248,6 +248,12 @@ func (g *Gateway) retire(b *proxy.Backend) {
 // (default 1 s), so editors' and Kubernetes ConfigMaps' replace-by-rename
 // is seen like an in-place write; a change is applied once the file has
 // been stable for one more interval (debounce).
+//
+// A reload never undoes a key the gateway saved itself: reloads and key
+// edits are serialized (reloadMu), each key edit applies the content it
+// wrote under the file's lock, and every writer that locks re-reads the
+// file first, so any file a later reload reads holds the gateway's keys.
+// Only a writer that takes no lock (an editor) can drop them.
 func (g *Gateway) WatchConfig(ctx context.Context, interval time.Duration) {
 	if g.path == "" {
 		return

@@ -14,7 +14,9 @@ import (
 //	keys new   generate a key, append it to apiKeys atomically, print it
 //	keys list  print the public id of every key (never a key)
 //
-// A running gateway picks the change up by its file watch.
+// A running gateway picks the change up by its file watch. keys new edits
+// the file under its lock (keyfile.AddKey), as the gateway does, so runs
+// beside a running gateway lose no key and undo no revocation.
 func runKeys(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "new" && args[0] != "list") {
 		fmt.Fprintln(stderr, "usage: ollama-gateway keys new|list [-config config.json]")
