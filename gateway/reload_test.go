@@ -393,3 +393,36 @@ func TestReadyAcrossReload(t *testing.T) {
 		}
 	}
 }
+
+// TestNewKeyReadOnlyFile is the regression test for new-key rewriting a
+// mode 0444 config.json (issue 10, item 8): the README says an unwritable
+// file answers 500 and the key is not created. Revocation likewise.
+func TestNewKeyReadOnlyFile(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	if err := os.Chmod(gw.path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(gw.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := gw.gw.State()
+	resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
+	if resp.StatusCode != 500 || !strings.Contains(errorOf(t, body), "not created") {
+		t.Errorf("new-key on a read-only file: %d %s; want 500", resp.StatusCode, body)
+	}
+	id := config.KeyID(config.KeyDigest(testKey))
+	if resp, body := do(t, gw.URL, "DELETE", "/config/keys/"+id, "Bearer "+testKey, nil); resp.StatusCode != 500 {
+		t.Errorf("revoke on a read-only file: %d %s; want 500", resp.StatusCode, body)
+	}
+	if after, _ := os.ReadFile(gw.path); string(after) != string(before) {
+		t.Errorf("read-only file rewritten:\n%s", after)
+	}
+	if fi, _ := os.Stat(gw.path); fi.Mode().Perm() != 0o444 {
+		t.Errorf("mode = %v; want 0444", fi.Mode().Perm())
+	}
+	if gw.gw.State() != state {
+		t.Error("the running configuration changed although nothing was saved")
+	}
+}

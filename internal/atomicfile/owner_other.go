@@ -15,3 +15,6 @@ const openNoFollow = 0
 // directory belongs to the user, and files have no Unix owner or mode to
 // check.
 func ownPrivateFile(fi fs.FileInfo) bool { return fi.Mode().IsRegular() }
+
+// modeWritable reports whether the file fi describes is not read-only.
+func modeWritable(fi fs.FileInfo) bool { return fi.Mode().Perm()&0o222 != 0 }

@@ -32,3 +32,37 @@ func ownPrivateFile(fi fs.FileInfo) bool {
 	uid, _, ok := fileOwner(fi)
 	return ok && uid == os.Geteuid()
 }
+
+// modeWritable reports whether the mode of the file fi describes lets this
+// process write it: the write bit of the class (user, group, others) the
+// process falls in, or, for root, whom permission bits do not stop, any
+// write bit at all. The file's mode is honoured even where replacing the
+// file by rename would be allowed.
+func modeWritable(fi fs.FileInfo) bool {
+	perm := fi.Mode().Perm()
+	euid := os.Geteuid()
+	uid, gid, ok := fileOwner(fi)
+	switch {
+	case euid == 0 || !ok:
+		return perm&0o222 != 0
+	case uid == euid:
+		return perm&0o200 != 0
+	case inGroup(gid):
+		return perm&0o020 != 0
+	}
+	return perm&0o002 != 0
+}
+
+// inGroup reports whether the process belongs to group gid.
+func inGroup(gid int) bool {
+	if os.Getegid() == gid {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}

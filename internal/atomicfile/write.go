@@ -19,6 +19,12 @@ import (
 // new one, fsyncs it, renames it over path and fsyncs the directory. A
 // symbolic link at path is followed: the file it points to is replaced.
 //
+// An existing file that its mode makes read-only for this process (no
+// write permission bit for its user, group or others as applies; for
+// root, none at all, as for mode 0444) is not replaced: WriteFile returns
+// an error wrapping [fs.ErrPermission] and writes nothing, although
+// renaming over it would be allowed.
+//
 // Where an existing path cannot be replaced that way, the file is
 // rewritten in place instead (keeping its inode, mode and owner): when the
 // rename fails with EBUSY, EXDEV or EPERM (as for a single-file Docker
@@ -103,6 +109,9 @@ func writeFile(fsys fileOps, path string, data []byte) error {
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
 		return pathError("write", path, errors.New("not a regular file"))
+	case err == nil && !modeWritable(fi):
+		return pathError("write", path, fmt.Errorf("the file's mode %v does not let this process write it: %w",
+			fi.Mode().Perm(), fs.ErrPermission))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return pathError("write", path, err)
 	case err != nil:

@@ -810,3 +810,33 @@ func TestReadFileRecoveryFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteFileHonoursReadOnlyMode is the regression test for a mode 0444
+// config.json being replaced by new-key (issue 10, item 8): renaming over
+// a read-only file is allowed where the directory may be written, but the
+// file's mode says it must not change. Nothing is written, for root too.
+func TestWriteFileHonoursReadOnlyMode(t *testing.T) {
+	for _, mode := range []os.FileMode{0o444, 0o400, 0o555} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path := writeConfig(t, oldDoc)
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			ino := inode(t, path)
+			err := WriteFile(path, []byte(newDoc))
+			var pe *fs.PathError
+			if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &pe) || pe.Path != path {
+				t.Errorf("WriteFile error = %v; want a permission *fs.PathError naming %s", err, path)
+			}
+			if data, _ := os.ReadFile(path); string(data) != oldDoc {
+				t.Errorf("content = %q; want the old one", data)
+			}
+			if fi, _ := os.Stat(path); inode(t, path) != ino || fi.Mode().Perm() != mode {
+				t.Errorf("file replaced or its mode changed (%v)", fi.Mode().Perm())
+			}
+			if e := entries(t, path); !reflect.DeepEqual(e, []string{"config.json"}) {
+				t.Errorf("directory holds %q; want only config.json", e)
+			}
+		})
+	}
+}
