@@ -30,7 +30,16 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, res)
 	case string(path) == "/config/new-key" && (get || post):
-		key, id, err := g.NewKey()
+		var digest bool
+		switch store := string(ctx.QueryArgs().Peek("store")); store {
+		case "", "key":
+		case "digest":
+			digest = true
+		default:
+			proxy.WriteError(ctx, fasthttp.StatusBadRequest, `store must be "key" or "digest"`)
+			return
+		}
+		key, id, err := g.NewKey(digest)
 		if err != nil {
 			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
 			return
@@ -43,10 +52,22 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}{key, id})
 	case bytes.HasPrefix(path, []byte("/config/keys/")) && ctx.IsDelete():
 		id := string(path[len("/config/keys/"):])
-		n, err := g.RevokeKey(id)
+		var force bool
+		switch f := string(ctx.QueryArgs().Peek("force")); f {
+		case "", "false":
+		case "true":
+			force = true
+		default:
+			proxy.WriteError(ctx, fasthttp.StatusBadRequest, `force must be "true" or "false"`)
+			return
+		}
+		n, err := g.RevokeKey(id, force)
 		switch {
 		case errors.Is(err, keyfile.ErrNoSuchKey):
 			proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
+		case errors.Is(err, keyfile.ErrLastAdminKey):
+			proxy.WriteError(ctx, fasthttp.StatusConflict, "key "+id+" is the last admin key: without it the "+
+				"admin endpoints fall back to loopback clients; nothing was revoked (add ?force=true to revoke it anyway)")
 		case err != nil:
 			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
 		default:
@@ -66,9 +87,11 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 // edited under its lock and re-read under it (keyfile.AddKey), and the
 // config applied is the one written, so a concurrent writer (`keys new`,
 // another gateway) loses nothing. If the file cannot be written the key is
-// not made live: nothing is half done. It returns the key and its public
-// id.
-func (g *Gateway) NewKey() (key, id string, err error) {
+// not made live: nothing is half done. With digest the file gets the
+// key's "sha256:<64 hex digits>" form (config.DigestEntry) instead of the
+// key, which is then shown only in the answer. It returns the key and its
+// public id.
+func (g *Gateway) NewKey(digest bool) (key, id string, err error) {
 	if g.path == "" {
 		return "", "", ErrNoConfigFile
 	}
@@ -78,7 +101,11 @@ func (g *Gateway) NewKey() (key, id string, err error) {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	cfg, err := keyfile.AddKey(g.path, key)
+	entry := key
+	if digest {
+		entry = config.DigestEntry(key)
+	}
+	cfg, err := keyfile.AddKey(g.path, entry)
 	if err != nil {
 		return "", "", fmt.Errorf("could not save the new key, it was not created: %w", err)
 	}
@@ -86,20 +113,22 @@ func (g *Gateway) NewKey() (key, id string, err error) {
 		return "", "", fmt.Errorf("the key was saved but could not be applied: %w", err)
 	}
 	id = config.KeyID(config.KeyDigest(key))
-	g.log.Info("API key created", "key_id", id)
+	g.log.Info("API key created", "key_id", id, "stored_as_digest", digest)
 	return key, id, nil
 }
 
 // RevokeKey removes the key with public id from the configuration file
 // (under its lock, as NewKey) and from the running configuration; it
-// returns how many entries it removed.
-func (g *Gateway) RevokeKey(id string) (int, error) {
+// returns how many entries it removed. Unless force, it refuses to remove
+// the last entry of adminKeys (an error wrapping keyfile.ErrLastAdminKey):
+// without admin keys the admin endpoints fall back to loopback clients.
+func (g *Gateway) RevokeKey(id string, force bool) (int, error) {
 	if g.path == "" {
 		return 0, ErrNoConfigFile
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	cfg, n, err := keyfile.RemoveKey(g.path, id, keyfile.RemoveOptions{})
+	cfg, n, err := keyfile.RemoveKey(g.path, id, keyfile.RemoveOptions{KeepLastAdminKey: !force})
 	if err != nil {
 		return 0, err
 	}

@@ -426,3 +426,96 @@ func TestNewKeyReadOnlyFile(t *testing.T) {
 		t.Error("the running configuration changed although nothing was saved")
 	}
 }
+
+// TestNewKeyStoreDigest: ?store=digest saves the key's sha256: form, not
+// the key, which is live and shown once; the default still saves the key.
+func TestNewKeyStoreDigest(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startFileGateway(t, baseConfig(fake.URL))
+	for _, tc := range []struct {
+		query  string
+		status int
+		digest bool
+	}{
+		{"", 200, false},
+		{"?store=key", 200, false},
+		{"?store=digest", 200, true},
+		{"?store=plain", 400, false},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			before, _ := os.ReadFile(gw.path)
+			resp, body := do(t, gw.URL, "POST", "/config/new-key"+tc.query, "Bearer "+testKey, nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("new-key%s: %d %s; want %d", tc.query, resp.StatusCode, body, tc.status)
+			}
+			saved, _ := os.ReadFile(gw.path)
+			if tc.status != 200 {
+				errorOf(t, body)
+				if string(saved) != string(before) {
+					t.Errorf("file changed by a refused new-key")
+				}
+				return
+			}
+			var nk struct{ Key, ID string }
+			if err := json.Unmarshal([]byte(body), &nk); err != nil || len(nk.Key) != 43 {
+				t.Fatalf("new-key answer %s (%v)", body, err)
+			}
+			if got := strings.Contains(string(saved), config.DigestEntry(nk.Key)); got != tc.digest {
+				t.Errorf("file holds the digest: %v; want %v", got, tc.digest)
+			}
+			if got := strings.Contains(string(saved), `"`+nk.Key+`"`); got == tc.digest {
+				t.Errorf("file holds the key: %v; want %v", got, !tc.digest)
+			}
+			if r, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer "+nk.Key, nil); r.StatusCode != 200 {
+				t.Errorf("new key refused: %d", r.StatusCode)
+			}
+		})
+	}
+}
+
+// TestRevokeLastAdminKey: revoking the only admin key would silently hand
+// the admin endpoints to the loopback fallback (issue 10, item 6): 409
+// unless ?force=true.
+func TestRevokeLastAdminKey(t *testing.T) {
+	const admin1, admin2 = "admin-one-0123456789", "admin-two-0123456789"
+	fake := ollamatest.New(t)
+	cfg := baseConfig(fake.URL)
+	cfg.AdminKeys = []string{admin1, admin2}
+	gw := startFileGateway(t, cfg)
+	id := func(k string) string { return config.KeyID(config.KeyDigest(k)) }
+
+	// Not the last: revoked.
+	if r, body := do(t, gw.URL, "DELETE", "/config/keys/"+id(admin2), "Bearer "+admin1, nil); r.StatusCode != 200 {
+		t.Fatalf("revoke one of two admin keys: %d %s; want 200", r.StatusCode, body)
+	}
+	before, _ := os.ReadFile(gw.path)
+	for _, tc := range []struct {
+		query  string
+		status int
+	}{
+		{"", 409},
+		{"?force=false", 409},
+		{"?force=yes", 400},
+	} {
+		r, body := do(t, gw.URL, "DELETE", "/config/keys/"+id(admin1)+tc.query, "Bearer "+admin1, nil)
+		if r.StatusCode != tc.status {
+			t.Errorf("revoke the last admin key%s: %d %s; want %d", tc.query, r.StatusCode, body, tc.status)
+		}
+		if msg := errorOf(t, body); strings.Contains(msg, admin1) {
+			t.Errorf("error %q holds the key", msg)
+		}
+	}
+	if after, _ := os.ReadFile(gw.path); string(after) != string(before) {
+		t.Errorf("file changed by a refused revocation:\n%s", after)
+	}
+	if r, _ := do(t, gw.URL, "GET", "/config/reload", "Bearer "+admin1, nil); r.StatusCode != 200 {
+		t.Errorf("the last admin key stopped working: %d", r.StatusCode)
+	}
+	// Forced: revoked, and refused at once.
+	if r, body := do(t, gw.URL, "DELETE", "/config/keys/"+id(admin1)+"?force=true", "Bearer "+admin1, nil); r.StatusCode != 200 {
+		t.Fatalf("forced revocation: %d %s; want 200", r.StatusCode, body)
+	}
+	if r, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer "+admin1, nil); r.StatusCode != 401 {
+		t.Errorf("revoked admin key: %d; want 401", r.StatusCode)
+	}
+}

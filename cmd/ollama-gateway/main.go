@@ -4,7 +4,7 @@
 // Usage:
 //
 //	ollama-gateway [-config config.json] [-version]
-//	ollama-gateway keys new  [-config config.json]
+//	ollama-gateway keys new  [-digest] [-config config.json]
 //	ollama-gateway keys list [-config config.json]
 //
 // The configuration path defaults to $OLLAMA_GATEWAY_CONFIG, else
@@ -14,8 +14,9 @@
 // proxy.shutdownTimeoutSeconds; a second signal exits at once. SIGHUP, a
 // change of the file and GET /config/reload reload it.
 //
-// A configuration without any key gets one at first start: it is written to
-// the file and printed once to stderr.
+// A configuration without any key gets one at first start: its
+// "sha256:" digest is written to the file and the key printed once to
+// stderr.
 package main
 
 import (
@@ -72,17 +73,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
 	if len(cfg.APIKeys) == 0 && len(cfg.AdminKeys) == 0 {
-		// Neither open nor locked: mint the first key, save it, show it once.
+		// Neither open nor locked: mint the first key, save its digest (the
+		// file may be tracked by git: no live secret in it), show it once.
 		key, err := config.GenerateKey()
 		if err == nil {
-			cfg, err = keyfile.AddKey(*cfgPath, key)
+			cfg, err = keyfile.AddKey(*cfgPath, config.DigestEntry(key))
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "ollama-gateway: no apiKeys configured and none could be created: %v\n", err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "ollama-gateway: no apiKeys were configured; created one and saved it to %s.\n"+
-			"ollama-gateway: it is shown only this once: %s\n", *cfgPath, key)
+		fmt.Fprintf(stderr, "ollama-gateway: no apiKeys were configured; created one and saved its SHA-256 digest to %s.\n"+
+			"ollama-gateway: the key is not stored anywhere; it is shown only this once: %s\n", *cfgPath, key)
 	}
 
 	gw, err := gateway.New(cfg, log, gateway.WithConfigPath(*cfgPath))

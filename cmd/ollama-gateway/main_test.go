@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
 )
 
@@ -249,9 +250,11 @@ func TestFirstStartMintsKey(t *testing.T) {
 	if len(key) != 43 || url == "" {
 		t.Fatalf("no key printed (%q) or no startup line", key)
 	}
+	// Its digest is saved, not the key: a fresh clone's tracked
+	// config.json must not hold a live secret (issue 10, item 8).
 	saved, _ := os.ReadFile(path)
-	if !strings.Contains(string(saved), key) {
-		t.Errorf("the key was not saved to the config file:\n%s", saved)
+	if !strings.Contains(string(saved), config.DigestEntry(key)) || strings.Contains(string(saved), key) {
+		t.Errorf("config file holds the key or not its digest:\n%s", saved)
 	}
 	req, _ := http.NewRequest("GET", url+"/api/tags", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
@@ -283,6 +286,21 @@ func TestKeysCommand(t *testing.T) {
 	out, err = exec.Command(binary, "keys", "list", "-config", path).Output()
 	if err != nil || strings.Count(string(out), " api\n") != 2 || strings.Contains(string(out), key) {
 		t.Errorf("keys list: %q, %v; want two ids and no key", out, err)
+	}
+
+	// -digest: the file gets the sha256: form; the key is only printed.
+	out, err = exec.Command(binary, "keys", "new", "-digest", "-config", path).Output()
+	hidden := strings.TrimSpace(string(out))
+	if err != nil || len(hidden) != 43 {
+		t.Fatalf("keys new -digest: %q, %v", out, err)
+	}
+	saved, _ = os.ReadFile(path)
+	if !strings.Contains(string(saved), config.DigestEntry(hidden)) || strings.Contains(string(saved), hidden) {
+		t.Errorf("file after keys new -digest holds the key or not its digest:\n%s", saved)
+	}
+	out, err = exec.Command(binary, "keys", "list", "-config", path).Output()
+	if err != nil || !strings.Contains(string(out), config.KeyID(config.KeyDigest(hidden))+" api\n") {
+		t.Errorf("keys list after -digest: %q, %v; want the key's id", out, err)
 	}
 }
 
