@@ -1,13 +1,18 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
 )
 
@@ -92,5 +97,73 @@ func TestNewKeySingleFileMountNonWritableDir(t *testing.T) {
 	// The recovery copy, which holds every key, is gone.
 	if des, _ := os.ReadDir(tmp); len(des) != 0 {
 		t.Errorf("temporary directory holds %v after the rewrite; want nothing", des)
+	}
+}
+
+// TestNewKeyConcurrentSingleFileMount: on the single-file mount the file is
+// rewritten in place, so a reader can see it half written; mints through
+// the API and writers in other file descriptions (as other processes
+// would: flock excludes per open file) lose nothing, and the watch, which
+// reads without the lock, never applies a half-written file.
+func TestNewKeyConcurrentSingleFileMount(t *testing.T) {
+	fake := ollamatest.New(t)
+	host := filepath.Join(t.TempDir(), "config.json")
+	writeConfig(t, host, baseConfig(fake.URL))
+	path := singleFileMount(t, host)
+	t.Setenv("TMPDIR", t.TempDir())
+	loaded, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := serve(t, listen(t), loaded, nil, WithConfigPath(path))
+	ctx, stop := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); gw.gw.WatchConfig(ctx, 5*time.Millisecond) }()
+	t.Cleanup(func() { stop(); <-watched })
+
+	const n = 20
+	var mu sync.Mutex
+	var minted, written []string
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
+			var nk struct{ Key string }
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &nk) != nil {
+				t.Errorf("new-key: %d %s", resp.StatusCode, body)
+				return
+			}
+			mu.Lock()
+			minted = append(minted, nk.Key)
+			mu.Unlock()
+		})
+		wg.Go(func() {
+			key := fmt.Sprintf("other-writer-key-%02d-0123456789", i)
+			if _, err := keyfile.AddKey(path, key); err != nil {
+				t.Errorf("AddKey: %v", err)
+				return
+			}
+			mu.Lock()
+			written = append(written, key)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, k := range minted {
+		if r, _ := do(t, gw.URL, "GET", "/api/version", "Bearer "+k, nil); r.StatusCode != 200 {
+			t.Errorf("a minted key is refused: %d", r.StatusCode)
+		}
+	}
+	onHost, err := config.Load(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range append(minted, written...) {
+		if !containsString(onHost.APIKeys, k) {
+			t.Errorf("a key is missing from the host's file")
+		}
+	}
+	if got, want := len(onHost.APIKeys), 1+len(minted)+len(written); got != want {
+		t.Errorf("host's file holds %d keys; want %d", got, want)
 	}
 }
