@@ -24,3 +24,22 @@ func TestGenerateKey(t *testing.T) {
 		seen[k] = true
 	}
 }
+
+// TestDigestEntry: the sha256: entry stands for the key: same digest and
+// id, a valid apiKeys entry, and the key itself is not in it.
+func TestDigestEntry(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := DigestEntry(key)
+	if KeyDigest(e) != KeyDigest(key) || KeyID(KeyDigest(e)) != KeyID(KeyDigest(key)) {
+		t.Errorf("DigestEntry(%q) = %q: not the same digest", key, e)
+	}
+	if len(e) != len("sha256:")+64 || strings.Contains(e, key) {
+		t.Errorf("DigestEntry = %q; want sha256:<64 hex digits>", e)
+	}
+	if _, err := Parse([]byte(`{"ollamaAddresses":["http://a"],"apiKeys":["` + e + `"]}`)); err != nil {
+		t.Errorf("config with DigestEntry: %v", err)
+	}
+}
