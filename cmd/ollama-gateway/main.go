@@ -75,16 +75,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(cfg.APIKeys) == 0 && len(cfg.AdminKeys) == 0 {
 		// Neither open nor locked: mint the first key, save its digest (the
 		// file may be tracked by git: no live secret in it), show it once.
+		// Decided again under the file's lock: of gateways starting at
+		// once, one mints it.
 		key, err := config.GenerateKey()
+		added := false
 		if err == nil {
-			cfg, err = keyfile.AddKey(*cfgPath, config.DigestEntry(key))
+			cfg, added, err = keyfile.AddFirstKey(*cfgPath, config.DigestEntry(key))
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "ollama-gateway: no apiKeys configured and none could be created: %v\n", err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "ollama-gateway: no apiKeys were configured; created one and saved its SHA-256 digest to %s.\n"+
-			"ollama-gateway: the key is not stored anywhere; it is shown only this once: %s\n", *cfgPath, key)
+		if added {
+			fmt.Fprintf(stderr, "ollama-gateway: no apiKeys were configured; created one and saved its SHA-256 digest to %s.\n"+
+				"ollama-gateway: the key is not stored anywhere; it is shown only this once: %s\n", *cfgPath, key)
+		}
 	}
 
 	gw, err := gateway.New(cfg, log, gateway.WithConfigPath(*cfgPath))

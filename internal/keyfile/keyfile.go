@@ -44,6 +44,22 @@ func AddKey(path, entry string) (*config.Config, error) {
 	return c, err
 }
 
+// AddFirstKey adds entry as [AddKey] does, but only if the file, as read
+// under its lock, holds no key at all (apiKeys and adminKeys empty): of
+// gateways starting at once on a file without keys, one mints the first
+// key. It returns the config the file now holds and whether entry was
+// added.
+func AddFirstKey(path, entry string) (*config.Config, bool, error) {
+	c, n, err := editFile(path, "add a key to", func(data []byte) ([]byte, int, error) {
+		if c, err := config.Parse(data); err == nil && (len(c.APIKeys) > 0 || len(c.AdminKeys) > 0) {
+			return nil, 0, nil
+		}
+		out, err := insertAPIKey(data, entry)
+		return out, 1, err
+	})
+	return c, n == 1, err
+}
+
 // RemoveOptions refine [RemoveKey]. The zero value removes whatever
 // matches.
 type RemoveOptions struct {
@@ -89,7 +105,8 @@ func RemoveKey(path, keyID string, opts RemoveOptions) (*config.Config, int, err
 
 // editFile applies edit to the bytes of the config file at path under the
 // file's lock and, if the result parses and every check accepts its
-// config, writes it. It returns the new config and the count edit
+// config, writes it. An edit that returns nil bytes changes nothing: the
+// file's own config is returned. It returns the new config and the count edit
 // returned. op names the edit in errors.
 func editFile(path, op string, edit func([]byte) ([]byte, int, error), checks ...func(*config.Config) error) (*config.Config, int, error) {
 	var c *config.Config
@@ -105,6 +122,13 @@ func editFile(path, op string, edit func([]byte) ([]byte, int, error), checks ..
 				return nil, loadErr // says what is wrong with the file
 			}
 			return nil, err
+		}
+		if out == nil { // nothing to change
+			if loadErr != nil {
+				return nil, loadErr
+			}
+			c, _ = config.Parse(data)
+			return nil, nil
 		}
 		pc, err := config.Parse(out)
 		switch {

@@ -2,12 +2,14 @@ package keyfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ollamagw/ollama-gateway/config"
@@ -219,5 +221,41 @@ func TestRemoveKeyWithPerKeyOverride(t *testing.T) {
 	}
 	if n != 1 || len(c.RateLimit.PerKey) != 0 {
 		t.Errorf("RemoveKey = %d, perKey %v; want 1, no override", n, c.RateLimit.PerKey)
+	}
+}
+
+// TestAddFirstKeyOnce: gateways starting at once on a file without keys
+// each try to mint the first key; exactly one is added, decided under the
+// lock, and a file that already has a key is left alone.
+func TestAddFirstKeyOnce(t *testing.T) {
+	path := writeConfig(t, `{"ollamaAddresses": ["http://a"]}`)
+	const n = 10
+	var added atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, ok, err := AddFirstKey(path, fmt.Sprintf("first-key-%02d-0123456789", i))
+			if err != nil || len(c.APIKeys) != 1 {
+				t.Errorf("AddFirstKey = %v, %v; want a config with one key", c, err)
+			}
+			if ok {
+				added.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := added.Load(); got != 1 {
+		t.Errorf("%d first keys added; want 1", got)
+	}
+	if c, err := config.Load(path); err != nil || len(c.APIKeys) != 1 {
+		t.Errorf("file after the race: %v, %v; want one key", c, err)
+	}
+
+	before, _ := os.ReadFile(path)
+	if _, ok, err := AddFirstKey(path, "another-key-0123456789"); ok || err != nil {
+		t.Errorf("AddFirstKey on a file with a key = %v, %v; want not added", ok, err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Errorf("file changed:\n%s", after)
 	}
 }
