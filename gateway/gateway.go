@@ -314,7 +314,11 @@ func (g *Gateway) NewServer() *fasthttp.Server {
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{g.log},
+		// fasthttp's error messages quote raw request bytes, keys
+		// included: leave the dump out, and let serverLog pass on no
+		// request text at all.
+		SecureErrorLogMessage: true,
+		Logger:                serverLog{g.log},
 	}
 }
 
@@ -333,11 +337,4 @@ func (g *Gateway) serveBadRequest(ctx *fasthttp.RequestCtx, err error) {
 	}
 	proxy.WriteError(ctx, status, msg)
 	ctx.SetConnectionClose()
-}
-
-// fasthttpLogger routes fasthttp's own messages to slog.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
 }
