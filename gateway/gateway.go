@@ -301,7 +301,9 @@ func (g *Gateway) NewServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:      g.Handler(),
 		ErrorHandler: g.serveBadRequest,
-		Name:         "ollama-gateway",
+		// Expect: 100-continue is answered only once the client may send.
+		ExpectHandler: g.serveExpect,
+		Name:          "ollama-gateway",
 		// ReadTimeout covers the request line and headers (and the part of
 		// the body read with them); the proxy moves the deadline while it
 		// reads a body.

@@ -65,6 +65,13 @@ func (r *request) Finish(res *proxy.Result) {
 	requests.Put(r)
 }
 
+// discard returns r to the pool without recording it: for a check that
+// let the request go on to the handler, which records it.
+func (r *request) discard() {
+	*r = request{}
+	requests.Put(r)
+}
+
 // finishHere finishes a request the gateway answered itself.
 func (r *request) finishHere(ctx *fasthttp.RequestCtx) {
 	r.Finish(&proxy.Result{Status: ctx.Response.StatusCode(), Start: r.start})
