@@ -37,7 +37,10 @@ func WriteError(ctx *fasthttp.RequestCtx, status int, msg string) {
 // statusFor maps an error from a backend exchange to the status the client
 // gets and a message safe to show it.
 func statusFor(err error) (int, string) {
+	var se StatusError
 	switch {
+	case errors.As(err, &se):
+		return se.HTTPStatus()
 	case errors.Is(err, ErrBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
 	case errors.Is(err, ErrClientBody):

@@ -221,6 +221,9 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		// Already in memory: no network read, no deadline to move.
 		x.upload.idle = 0
 	}
+	if g, ok := x.fin.(BodyGate); ok {
+		x.upload.r = g.GateBody(ctx, r, int64(size))
+	}
 	b, err := readAll(upReq.SwapBody(nil)[:0], &x.upload, limit)
 	upReq.SwapBody(b)
 	switch {
