@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strings"
 	"time"
 )
@@ -24,6 +25,7 @@ const (
 	defaultHeaderReadTimeoutSeconds         = 10
 	defaultClientIdleTimeoutSeconds         = 120
 	defaultShutdownTimeoutSeconds           = 30
+	defaultMinRequestBodyBytesPerSecond     = 8 << 10
 	defaultAuthFailuresPerMinute            = 10
 	defaultFailThreshold                    = 2
 	defaultRiseThreshold                    = 1
@@ -191,6 +193,26 @@ type Proxy struct {
 	// finish after SIGTERM, in seconds; 0 means stop at once. Default 30;
 	// >= 0.
 	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds"`
+	// MaxBufferedBodyBytes caps the request bodies held in memory at once
+	// (every body but the streamed uploads is buffered, for replay), summed
+	// over all requests, in bytes. A body is counted at its announced
+	// length from its first byte until it has been sent to a backend; one
+	// that does not fit is answered 503 with Retry-After. 0 (the default)
+	// means 4 × MaxRequestBodyBytes (256 MiB); else it must be >=
+	// MaxRequestBodyBytes.
+	MaxBufferedBodyBytes int64 `json:"maxBufferedBodyBytes,omitempty"`
+	// MaxBufferedBodyBytesPerKey is the share of MaxBufferedBodyBytes one
+	// API key may hold, in bytes, whether or not rate limiting is on; past
+	// it, 429 with Retry-After. 0 (the default) means 2 ×
+	// MaxRequestBodyBytes (128 MiB), at most MaxBufferedBodyBytes; else it
+	// must be between MaxRequestBodyBytes and MaxBufferedBodyBytes.
+	MaxBufferedBodyBytesPerKey int64 `json:"maxBufferedBodyBytesPerKey,omitempty"`
+	// MinRequestBodyBytesPerSecond is the slowest average rate at which a
+	// buffered request body may arrive, in bytes per second, measured from
+	// its start after a grace of 10 s: a body that falls behind is cut with
+	// 408. Default 8192; 0 turns the check off (the idle timeout between
+	// reads, StreamIdleTimeoutSeconds, still applies); >= 0.
+	MinRequestBodyBytesPerSecond int64 `json:"minRequestBodyBytesPerSecond"`
 }
 
 // Default returns a Config holding every documented default. OllamaAddresses,
@@ -223,6 +245,8 @@ func Default() Config {
 			HeaderReadTimeoutSeconds: defaultHeaderReadTimeoutSeconds,
 			ClientIdleTimeoutSeconds: defaultClientIdleTimeoutSeconds,
 			ShutdownTimeoutSeconds:   defaultShutdownTimeoutSeconds,
+
+			MinRequestBodyBytesPerSecond: defaultMinRequestBodyBytesPerSecond,
 		},
 	}
 }
@@ -312,6 +336,33 @@ func (p Proxy) ClientIdleTimeout() time.Duration {
 // 0 means stop at once.
 func (p Proxy) ShutdownTimeout() time.Duration {
 	return durationOf(int64(p.ShutdownTimeoutSeconds), time.Second)
+}
+
+// BufferedBodyBudget returns the effective MaxBufferedBodyBytes: the
+// configured value, or 4 × MaxRequestBodyBytes when it is 0.
+func (p Proxy) BufferedBodyBudget() int64 {
+	if p.MaxBufferedBodyBytes > 0 {
+		return p.MaxBufferedBodyBytes
+	}
+	return times(p.MaxRequestBodyBytes, 4)
+}
+
+// BufferedBodyBudgetPerKey returns the effective MaxBufferedBodyBytesPerKey:
+// the configured value, or 2 × MaxRequestBodyBytes (at most
+// BufferedBodyBudget) when it is 0.
+func (p Proxy) BufferedBodyBudgetPerKey() int64 {
+	if p.MaxBufferedBodyBytesPerKey > 0 {
+		return p.MaxBufferedBodyBytesPerKey
+	}
+	return min(times(p.MaxRequestBodyBytes, 2), p.BufferedBodyBudget())
+}
+
+// times returns n × k for n, k >= 0, saturating at math.MaxInt64.
+func times(n, k int64) int64 {
+	if n > math.MaxInt64/k {
+		return math.MaxInt64
+	}
+	return n * k
 }
 
 // KeyDigest returns the SHA-256 digest of an APIKeys or AdminKeys entry:

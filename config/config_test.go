@@ -89,6 +89,8 @@ func TestParseDefaults(t *testing.T) {
 			HeaderReadTimeoutSeconds: 10,
 			ClientIdleTimeoutSeconds: 120,
 			ShutdownTimeoutSeconds:   30,
+
+			MinRequestBodyBytesPerSecond: 8192,
 		},
 	}
 	if !reflect.DeepEqual(*got, want) {
@@ -127,7 +129,8 @@ func TestParseExplicitValuesWin(t *testing.T) {
   "proxy": {
     "maxRequestBodyBytes": 1024, "maxConnsPerBackend": 8, "connWaitTimeoutSeconds": 1,
     "firstByteTimeoutSeconds": 2, "streamIdleTimeoutSeconds": 3, "headerReadTimeoutSeconds": 4,
-    "clientIdleTimeoutSeconds": 5, "shutdownTimeoutSeconds": 0
+    "clientIdleTimeoutSeconds": 5, "shutdownTimeoutSeconds": 0,
+    "maxBufferedBodyBytes": 4096, "maxBufferedBodyBytesPerKey": 2048, "minRequestBodyBytesPerSecond": 0
   }
 }`
 	got, err := Parse([]byte(in))
@@ -145,7 +148,7 @@ func TestParseExplicitValuesWin(t *testing.T) {
 		RateLimit:       RateLimit{MaxRequests: 100, TimeWindowSeconds: 60, Enabled: true, AuthFailuresPerMinute: 10},
 		Security:        Security{AllowIPs: []string{"10.0.0.0/8", "::1"}, DenyIPs: []string{"10.0.0.7"}},
 		Metrics:         Metrics{Enabled: false, Endpoint: "/prom", Namespace: "ogw"},
-		Proxy:           Proxy{1024, 8, 1, 2, 3, 4, 5, 0},
+		Proxy:           Proxy{1024, 8, 1, 2, 3, 4, 5, 0, 4096, 2048, 0},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("Parse\n got %+v\nwant %+v", *got, want)
@@ -295,6 +298,12 @@ func TestParseErrors(t *testing.T) {
 		{"headerReadTimeoutSeconds overflow", withAddr(`"proxy": {"headerReadTimeoutSeconds": 9223372037}`), `proxy.headerReadTimeoutSeconds: must be at most 31536000 (one year)`},
 		{"clientIdleTimeoutSeconds overflow", withAddr(`"proxy": {"clientIdleTimeoutSeconds": 9223372037}`), `proxy.clientIdleTimeoutSeconds: must be at most 31536000 (one year)`},
 		{"shutdownTimeoutSeconds overflow", withAddr(`"proxy": {"shutdownTimeoutSeconds": 9223372037}`), `proxy.shutdownTimeoutSeconds: must be at most 31536000 (one year)`},
+		{"body budget below body", withAddr(`"proxy": {"maxRequestBodyBytes": 1000, "maxBufferedBodyBytes": 999}`), `proxy.maxBufferedBodyBytes: must be 0 (4 × proxy.maxRequestBodyBytes) or >= proxy.maxRequestBodyBytes (1000)`},
+		{"body budget negative", withAddr(`"proxy": {"maxBufferedBodyBytes": -1}`), `proxy.maxBufferedBodyBytes: must be 0 (4 × proxy.maxRequestBodyBytes) or >= proxy.maxRequestBodyBytes (67108864)`},
+		{"key budget below body", withAddr(`"proxy": {"maxRequestBodyBytes": 1000, "maxBufferedBodyBytesPerKey": 999}`), `proxy.maxBufferedBodyBytesPerKey: must be 0 (2 × proxy.maxRequestBodyBytes) or >= proxy.maxRequestBodyBytes (1000)`},
+		{"key budget above budget", withAddr(`"proxy": {"maxRequestBodyBytes": 1000, "maxBufferedBodyBytes": 2000, "maxBufferedBodyBytesPerKey": 2001}`), `proxy.maxBufferedBodyBytesPerKey: must be <= proxy.maxBufferedBodyBytes (2000)`},
+		{"key budget above default budget", withAddr(`"proxy": {"maxRequestBodyBytes": 1000, "maxBufferedBodyBytesPerKey": 4001}`), `proxy.maxBufferedBodyBytesPerKey: must be <= proxy.maxBufferedBodyBytes (4000)`},
+		{"body rate negative", withAddr(`"proxy": {"minRequestBodyBytesPerSecond": -1}`), `proxy.minRequestBodyBytesPerSecond: must be >= 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -556,5 +565,25 @@ func TestKeyDigest(t *testing.T) {
 	}
 	if got := KeyID(d); got != hex.EncodeToString(d[:8]) || len(got) != 16 {
 		t.Errorf("KeyID = %q", got)
+	}
+}
+
+func TestBufferedBodyBudgetDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		p          Proxy
+		total, per int64
+	}{
+		{"defaults", Proxy{MaxRequestBodyBytes: 64 << 20}, 256 << 20, 128 << 20},
+		{"explicit", Proxy{MaxRequestBodyBytes: 10, MaxBufferedBodyBytes: 100, MaxBufferedBodyBytesPerKey: 30}, 100, 30},
+		{"per key capped by total", Proxy{MaxRequestBodyBytes: 10, MaxBufferedBodyBytes: 15}, 15, 15},
+		{"saturates", Proxy{MaxRequestBodyBytes: math.MaxInt64/2 + 1}, math.MaxInt64, math.MaxInt64},
+	} {
+		if got := tc.p.BufferedBodyBudget(); got != tc.total {
+			t.Errorf("%s: BufferedBodyBudget() = %d; want %d", tc.name, got, tc.total)
+		}
+		if got := tc.p.BufferedBodyBudgetPerKey(); got != tc.per {
+			t.Errorf("%s: BufferedBodyBudgetPerKey() = %d; want %d", tc.name, got, tc.per)
+		}
 	}
 }

@@ -80,6 +80,7 @@ func (c *Config) Validate() error {
 	v.duration("proxy.headerReadTimeoutSeconds", p.HeaderReadTimeoutSeconds, time.Second, 1)
 	v.duration("proxy.clientIdleTimeoutSeconds", p.ClientIdleTimeoutSeconds, time.Second, 1)
 	v.duration("proxy.shutdownTimeoutSeconds", p.ShutdownTimeoutSeconds, time.Second, 0)
+	v.bodyBudget(p)
 
 	return errors.Join(v.errs...)
 }
@@ -430,4 +431,23 @@ func (v *validator) origins(field string, list []string) {
 			v.add(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf(`%q is not an origin like "https://app.example.com" or "*"`, o))
 		}
 	}
+}
+
+// bodyBudget checks the limits on buffered request bodies: a budget smaller
+// than the largest accepted body would refuse that body forever.
+func (v *validator) bodyBudget(p Proxy) {
+	largest := p.MaxRequestBodyBytes
+	if n := p.MaxBufferedBodyBytes; n < 0 || (n > 0 && n < largest) {
+		v.add("proxy.maxBufferedBodyBytes",
+			fmt.Sprintf("must be 0 (4 × proxy.maxRequestBodyBytes) or >= proxy.maxRequestBodyBytes (%d)", largest))
+	}
+	switch n := p.MaxBufferedBodyBytesPerKey; {
+	case n < 0 || (n > 0 && n < largest):
+		v.add("proxy.maxBufferedBodyBytesPerKey",
+			fmt.Sprintf("must be 0 (2 × proxy.maxRequestBodyBytes) or >= proxy.maxRequestBodyBytes (%d)", largest))
+	case n > 0 && n > p.BufferedBodyBudget():
+		v.add("proxy.maxBufferedBodyBytesPerKey",
+			fmt.Sprintf("must be <= proxy.maxBufferedBodyBytes (%d)", p.BufferedBodyBudget()))
+	}
+	v.atLeast("proxy.minRequestBodyBytesPerSecond", p.MinRequestBodyBytesPerSecond, 0)
 }
