@@ -36,7 +36,8 @@ type State struct {
 	Proxy *proxy.Proxy
 
 	policy      *policy
-	metricsPath string // "" when metrics are off
+	metricsPath string     // "" when metrics are off
+	body        bodyLimits // on buffered request bodies
 }
 
 // buildState builds a snapshot from cfg, which must be valid
@@ -72,6 +73,7 @@ func (g *Gateway) buildState(cfg *config.Config, reuse map[string]*proxy.Backend
 		Config:      cfg,
 		policy:      pol,
 		metricsPath: metricsPath,
+		body:        newBodyLimits(cfg.Proxy),
 		Proxy: proxy.New(pool, proxy.Options{
 			MaxRequestBodyBytes: cfg.Proxy.MaxRequestBodyBytes,
 			IdleTimeout:         cfg.Proxy.StreamIdleTimeout(),
@@ -92,6 +94,10 @@ type Gateway struct {
 	// bucket (adapting it to the new rate).
 	limits limiter.Limiter
 	conc   *limiter.Concurrency
+	// bodies holds the budget of buffered request bodies, which outlives
+	// snapshots too; bodyGrace is when their minimum rate starts.
+	bodies    bodyBudget
+	bodyGrace time.Duration
 	// metrics is nil when metrics are off: the request path then skips
 	// them at the cost of a nil check.
 	metrics atomic.Pointer[telemetry.Metrics]
@@ -119,6 +125,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		log:    log,
 		limits: local,
 		conc:   limiter.NewConcurrency(limiter.Options{}),
+
+		bodyGrace: defaultBodyGrace,
 	}
 	for _, o := range opts {
 		o(g)
@@ -245,8 +253,10 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rate := r.rate
-	// r belongs to the proxy from here: it finishes it, maybe before
-	// Handle returns.
+	// The proxy finishes r, maybe before Handle returns; r stays ours
+	// until then, to give back what its body held.
+	r.refs++
+	defer r.handled(ctx)
 	st.Proxy.Handle(ctx, r)
 	if p.rateOn {
 		setRateHeaders(ctx, rate)

@@ -29,6 +29,11 @@ type request struct {
 	key    *access.Key
 	slot   *limiter.Slot
 	rate   limiter.Decision
+	gate   bodyGate // the buffered request body, if any
+	// refs counts the holders of r: the finisher, and serveProxy while the
+	// proxy handles r. Both run on the goroutine serving the request, so
+	// it needs no atomics; the last one returns r to the pool.
+	refs int
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -36,6 +41,7 @@ var requests = sync.Pool{New: func() any { return new(request) }}
 func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
 	r := requests.Get().(*request)
 	r.g, r.st, r.start = g, st, time.Now()
+	r.refs = 1
 	r.method = telemetry.ClassifyMethod(ctx.Method())
 	r.ep = telemetry.ClassifyPath(ctx.Path())
 	return r
@@ -60,6 +66,25 @@ func (r *request) Finish(res *proxy.Result) {
 	}
 	if r.st.Config.Logging {
 		r.log(res, u)
+	}
+	r.unref()
+}
+
+// handled runs when the proxy returned from handling r: the body buffer
+// is gone, so its reservation is given back; a refusal for lack of budget
+// gets Retry-After.
+func (r *request) handled(ctx *fasthttp.RequestCtx) {
+	if e := r.gate.err; e != nil && e.retryAfter {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+	r.gate.release()
+	r.unref()
+}
+
+// unref drops one holder of r, returning r to the pool after the last.
+func (r *request) unref() {
+	if r.refs--; r.refs > 0 {
+		return
 	}
 	*r = request{}
 	requests.Put(r)
