@@ -130,7 +130,8 @@ func (gt *bodyGate) Read(p []byte) (int, error) {
 	}
 	n, err := gt.r.Read(p)
 	gt.n += int64(n)
-	if err != nil && !due.IsZero() && isTimeout(err) && !time.Now().Before(due) {
+	// (EOF, the common end, first: isTimeout allocates.)
+	if err != nil && err != io.EOF && !due.IsZero() && !time.Now().Before(due) && isTimeout(err) {
 		gt.err = errBodyTooSlow
 		return n, gt.err
 	}
