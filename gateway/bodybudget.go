@@ -45,6 +45,21 @@ func (b *bodyBudget) reserve(id [16]byte, n, total, perKey int64) *bodyRefusal {
 	return nil
 }
 
+// fits reports, without reserving, why n more bytes for key id would be
+// refused now (nil if they would not).
+func (b *bodyBudget) fits(id [16]byte, n, total, perKey int64) *bodyRefusal {
+	b.mu.Lock()
+	held := b.byKey[id]
+	b.mu.Unlock()
+	switch {
+	case n > perKey-held:
+		return errKeyBodyBudget
+	case n > total-b.total.Load():
+		return errBodyBudget
+	}
+	return nil
+}
+
 // release gives back n bytes reserved for key id.
 func (b *bodyBudget) release(id [16]byte, n int64) {
 	if n == 0 {

@@ -113,3 +113,62 @@ func statusOfLine(line string) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestExpectContinueBodyBudget: a body the gateway would buffer is refused
+// from its announced length, before 100 Continue, when it is over
+// proxy.maxRequestBodyBytes (413) or the budget cannot take it now (503
+// with Retry-After); a model upload, streamed, is not held to either.
+func TestExpectContinueBodyBudget(t *testing.T) {
+	fake := ollamatest.New(t)
+	gw := startGateway(t, func(c *config.Config) {
+		c.APIKeys = []string{testKey, "other-key-0123456789"}
+		c.Proxy.MaxRequestBodyBytes = 1 << 20
+		c.Proxy.MaxBufferedBodyBytes = 1 << 20
+	}, fake.URL)
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	startBody(t, addr, "other-key-0123456789", 900_000, []byte("{"+strings.Repeat(" ", 10_000)))
+	eventually(t, "the first body held", func() bool { return gw.gw.BufferedBodyBytes() == 900_000 })
+
+	for _, tc := range []struct {
+		name       string
+		path       string
+		size       int
+		want       int
+		retryAfter bool
+	}{
+		{name: "over the largest body", path: "/api/chat", size: 2 << 20, want: 413},
+		{name: "over the budget left", path: "/api/chat", size: 200_000, want: 503, retryAfter: true},
+		{name: "within the budget left", path: "/api/chat", size: 100_000, want: 100},
+		{name: "streamed upload", path: "/api/create", size: 2 << 20, want: 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialTCP(t, addr)
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.WriteString(c, "POST "+tc.path+" HTTP/1.1\r\nHost: gw\r\n"+authHeader+
+				"Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: "+itoa(tc.size)+"\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := statusOfLine(line); got != tc.want {
+				t.Fatalf("first status line %q; want %d", line, tc.want)
+			}
+			if tc.want == 100 {
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(io.MultiReader(strings.NewReader(line), br)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			errorOf(t, string(b))
+			if got := resp.Header.Get("Retry-After") != ""; got != tc.retryAfter {
+				t.Errorf("Retry-After %q; want one: %v", resp.Header.Get("Retry-After"), tc.retryAfter)
+			}
+		})
+	}
+}
