@@ -22,6 +22,7 @@ import (
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/health"
 	"github.com/ollamagw/ollama-gateway/limiter"
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 	"github.com/ollamagw/ollama-gateway/proxy"
 	"github.com/ollamagw/ollama-gateway/telemetry"
 )
@@ -240,7 +241,7 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	p := st.policy
 	r := g.newRequest(ctx, st)
 	if st.metricsPath != "" && string(ctx.Path()) == st.metricsPath {
-		r.ep = telemetry.EndpointMetrics
+		r.ep = ollamaapi.ClassMetrics
 		if g.checkIP(ctx, p, r) && (!p.metricsKey || g.authenticate(ctx, p, r)) {
 			g.serveMetrics(ctx)
 		}

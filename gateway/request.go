@@ -12,6 +12,7 @@ import (
 
 	"github.com/ollamagw/ollama-gateway/access"
 	"github.com/ollamagw/ollama-gateway/limiter"
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 	"github.com/ollamagw/ollama-gateway/proxy"
 	"github.com/ollamagw/ollama-gateway/telemetry"
 )
@@ -24,7 +25,8 @@ type request struct {
 	st     *State
 	start  time.Time
 	method telemetry.Method
-	ep     telemetry.Endpoint
+	route  *ollamaapi.Route // looked up once, read by every step
+	ep     ollamaapi.Class  // route's class, or ollamaapi.ClassMetrics
 	ip     netip.Addr
 	key    *access.Key
 	slot   *limiter.Slot
@@ -43,7 +45,8 @@ func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
 	r.g, r.st, r.start = g, st, time.Now()
 	r.refs = 1
 	r.method = telemetry.ClassifyMethod(ctx.Method())
-	r.ep = telemetry.ClassifyPath(ctx.Path())
+	r.route = ollamaapi.Lookup(ctx.Method(), ctx.Path())
+	r.ep = r.route.Class()
 	return r
 }
 
@@ -56,7 +59,7 @@ func (r *request) Finish(res *proxy.Result) {
 	g := r.g
 	var u telemetry.Usage
 	if res.Status == fasthttp.StatusOK && res.Backend != nil {
-		u = telemetry.UsageOf(r.ep, res.Tail())
+		u = telemetry.UsageOf(r.route.Usage, res.Tail())
 	}
 	if m := g.metrics.Load(); m != nil {
 		m.Request(r.method, r.ep, res.Status, time.Since(r.start), r.ip)

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -9,21 +8,23 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/goccy/go-json"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // backendMetrics are the handles of one backend.
 type backendMetrics struct {
 	label string // escaped backend name
 	errs  sync.Map
-	ttft  [numEndpoints]atomic.Pointer[metrics.PrometheusHistogram]
+	ttft  []atomic.Pointer[metrics.PrometheusHistogram] // by class
 }
 
 func (m *Metrics) backend(name string) *backendMetrics {
 	if b, ok := m.backends.Load(name); ok {
 		return b.(*backendMetrics)
 	}
-	b, _ := m.backends.LoadOrStore(name, &backendMetrics{label: escapeLabel(name)})
+	b, _ := m.backends.LoadOrStore(name, &backendMetrics{label: escapeLabel(name),
+		ttft: make([]atomic.Pointer[metrics.PrometheusHistogram], ollamaapi.NumClasses())})
 	return b.(*backendMetrics)
 }
 
@@ -42,11 +43,11 @@ func (m *Metrics) BackendError(backend, kind string) {
 // Upstream records what a finished backend exchange tells: the time to its
 // first body byte (for a stream: the first token) and the token counts u
 // (see UsageOf).
-func (m *Metrics) Upstream(ep Endpoint, backend string, firstByte time.Duration, u Usage) {
-	if ep >= numEndpoints {
-		ep = EndpointOther
-	}
+func (m *Metrics) Upstream(ep ollamaapi.Class, backend string, firstByte time.Duration, u Usage) {
 	b := m.backend(backend)
+	if int(ep) >= len(b.ttft) {
+		ep = ollamaapi.ClassOther
+	}
 	if firstByte > 0 {
 		slot := &b.ttft[ep]
 		h := slot.Load()
@@ -68,23 +69,6 @@ func (m *Metrics) Upstream(ep Endpoint, backend string, firstByte time.Duration,
 	}
 }
 
-// UsageOf reads the token counts from the tail of a successful response of
-// endpoint ep: the final NDJSON line of /api/chat and /api/generate, the
-// usage of an OpenAI-compatible answer. It is called once, after the
-// stream ended: nothing is spent per chunk.
-func UsageOf(ep Endpoint, tail []byte) Usage {
-	if len(tail) == 0 {
-		return Usage{}
-	}
-	switch ep {
-	case EndpointChat, EndpointGenerate:
-		return ollamaUsage(tail)
-	case EndpointOpenAIChat, EndpointOpenAICompletions, EndpointOpenAIEmbeddings, EndpointOpenAIResponses:
-		return openAIUsage(tail)
-	}
-	return Usage{}
-}
-
 func (m *Metrics) tokens(model, backend, typ string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`%s_tokens_total{model="%s",backend="%s",type=%q}`, m.ns, model, backend, typ))
 }
@@ -92,68 +76,6 @@ func (m *Metrics) tokens(model, backend, typ string) *metrics.Counter {
 func (m *Metrics) tokensPerSecond(model, backend string) *metrics.PrometheusHistogram {
 	return m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`%s_tokens_per_second{model="%s",backend="%s"}`, m.ns, model, backend),
 		tokensPerSecondBuckets)
-}
-
-// Usage is what a response says about its tokens.
-type Usage struct {
-	OK                 bool   // the response carried counts
-	Model              string // as the backend named it
-	Prompt, Completion int    // tokens
-	EvalNanos          int64  // generation time, when reported (Ollama API)
-}
-
-// ollamaUsage reads the final NDJSON line of /api/chat or /api/generate
-// (or a whole non-streamed answer).
-func ollamaUsage(tail []byte) Usage {
-	line := lastLine(tail)
-	var v struct {
-		Model           string `json:"model"`
-		Done            bool   `json:"done"`
-		PromptEvalCount int    `json:"prompt_eval_count"`
-		EvalCount       int    `json:"eval_count"`
-		EvalDuration    int64  `json:"eval_duration"`
-	}
-	if json.Unmarshal(line, &v) != nil || !v.Done {
-		return Usage{}
-	}
-	return Usage{OK: true, Model: v.Model, Prompt: v.PromptEvalCount, Completion: v.EvalCount, EvalNanos: v.EvalDuration}
-}
-
-// openAIUsage finds the usage of an OpenAI-compatible answer: the SSE
-// chunk that carries it (stream_options.include_usage), or the whole JSON
-// body when it fits in the tail.
-func openAIUsage(tail []byte) Usage {
-	var v struct {
-		Model string `json:"model"`
-		Usage *struct {
-			PromptTokens     int `json:"prompt_tokens"`
-			CompletionTokens int `json:"completion_tokens"`
-		} `json:"usage"`
-	}
-	for rest := tail; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		line = bytes.TrimPrefix(bytes.TrimSpace(line), []byte("data: "))
-		if !bytes.Contains(line, []byte(`"usage"`)) {
-			continue
-		}
-		if json.Unmarshal(line, &v) == nil && v.Usage != nil {
-			return Usage{OK: true, Model: v.Model, Prompt: v.Usage.PromptTokens, Completion: v.Usage.CompletionTokens}
-		}
-	}
-	return Usage{}
-}
-
-func lastLine(b []byte) []byte {
-	b = bytes.TrimRight(b, "\r\n")
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		return b[i+1:]
-	}
-	return b
 }
 
 // modelTable bounds the `model` label. Model names come from the backend's

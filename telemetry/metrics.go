@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // Histogram buckets, in seconds: from 5 ms to 10 min, since one generation
@@ -70,7 +72,7 @@ type Metrics struct {
 	ns   string
 	opts Options
 
-	pairs [numMethods][numEndpoints]atomic.Pointer[pairMetrics]
+	pairs [][numMethods]atomic.Pointer[pairMetrics] // by class, then method
 	ips   ipTable
 
 	rateLimited *metrics.Counter
@@ -105,6 +107,7 @@ func New(opts Options) *Metrics {
 	// HELP and TYPE lines: a setting of the metrics library as a whole.
 	metrics.ExposeMetadata(true)
 	m := &Metrics{set: metrics.NewSet(), ns: opts.Namespace, opts: opts}
+	m.pairs = make([][numMethods]atomic.Pointer[pairMetrics], ollamaapi.NumClasses())
 	m.ips.init(opts.MaxIPLabels)
 	m.models.max = opts.MaxModelLabels
 	m.rateLimited = m.set.NewCounter(m.ns + "_rate_limited_total")
@@ -125,14 +128,14 @@ func New(opts Options) *Metrics {
 // Namespace returns the metric name prefix.
 func (m *Metrics) Namespace() string { return m.ns }
 
-func (m *Metrics) pair(method Method, ep Endpoint) *pairMetrics {
+func (m *Metrics) pair(method Method, ep ollamaapi.Class) *pairMetrics {
 	if method >= numMethods {
 		method = MethodOther
 	}
-	if ep >= numEndpoints {
-		ep = EndpointOther
+	if int(ep) >= len(m.pairs) {
+		ep = ollamaapi.ClassOther
 	}
-	slot := &m.pairs[method][ep]
+	slot := &m.pairs[ep][method]
 	if p := slot.Load(); p != nil {
 		return p
 	}
@@ -168,7 +171,7 @@ func (m *Metrics) statusCounter(p *pairMetrics, status int) *metrics.Counter {
 
 // Request records one finished request: the spec's request counters, the
 // duration histogram and the per-IP counter.
-func (m *Metrics) Request(method Method, ep Endpoint, status int, d time.Duration, ip netip.Addr) {
+func (m *Metrics) Request(method Method, ep ollamaapi.Class, status int, d time.Duration, ip netip.Addr) {
 	p := m.pair(method, ep)
 	m.statusCounter(p, status).Inc()
 	p.duration.Update(d.Seconds())
@@ -278,7 +281,7 @@ type ipShard struct {
 
 type ipSeries struct {
 	ip     netip.Addr // zero for "other"
-	ep     Endpoint
+	ep     ollamaapi.Class
 	status uint16
 }
 
@@ -290,7 +293,7 @@ func (t *ipTable) init(max int) {
 	}
 }
 
-func (t *ipTable) counter(m *Metrics, ip netip.Addr, ep Endpoint, status int) *metrics.Counter {
+func (t *ipTable) counter(m *Metrics, ip netip.Addr, ep ollamaapi.Class, status int) *metrics.Counter {
 	// A zone (fe80::1%eth0) is not part of the client's identity, may hold
 	// any byte, and would multiply the series: drop it before the label.
 	ip = ip.Unmap().WithZone("")

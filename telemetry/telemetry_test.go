@@ -10,29 +10,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
-func TestClassifyPath(t *testing.T) {
-	tests := []struct {
-		path string
-		want string
-	}{
-		{"/", "/"},
-		{"/api/chat", "/api/chat"},
-		{"/api/chat/", "other"},
-		{"/api/generate", "/api/generate"},
-		{"/api/blobs/sha256:abc", "/api/blobs/:digest"},
-		{"/v1/chat/completions", "/v1/chat/completions"},
-		{"/v1/models/llama3.2", "/v1/models/:model"},
-		{"/random/path/123", "other"},
-		{"/config/reload", "/config/reload"},
-	}
-	for _, tt := range tests {
-		if got := ClassifyPath([]byte(tt.path)).String(); got != tt.want {
-			t.Errorf("ClassifyPath(%q) = %q; want %q", tt.path, got, tt.want)
-		}
-	}
+// class returns the metrics class of a request.
+func class(method, path string) ollamaapi.Class {
+	return ollamaapi.Lookup([]byte(method), []byte(path)).Class()
 }
+
+var (
+	classChat = class("POST", "/api/chat")
+	classTags = class("GET", "/api/tags")
+)
 
 func TestClassifyMethod(t *testing.T) {
 	for in, want := range map[string]string{"GET": "GET", "POST": "POST", "get": "OTHER", "PROPFIND": "OTHER", "": "OTHER", "OPTIONS": "OPTIONS"} {
@@ -67,10 +57,10 @@ func TestRequestCounters(t *testing.T) {
 	m := New(Options{Namespace: "gw", APIKeys: func() int { return 3 }, Servers: func() int { return 2 }})
 	ip := netip.MustParseAddr("10.0.0.1")
 	for range 7 {
-		m.Request(MethodPost, EndpointChat, 200, 1500*time.Millisecond, ip)
+		m.Request(MethodPost, classChat, 200, 1500*time.Millisecond, ip)
 	}
-	m.Request(MethodPost, EndpointChat, 401, time.Millisecond, ip)
-	m.Request(MethodGet, EndpointTags, 429, time.Millisecond, ip)
+	m.Request(MethodPost, classChat, 401, time.Millisecond, ip)
+	m.Request(MethodGet, classTags, 429, time.Millisecond, ip)
 	out := expose(m)
 	checks := map[string]float64{
 		`gw_requests_total{method="POST",endpoint="/api/chat",status="200"}`:               7,
@@ -118,7 +108,7 @@ func TestBackendModelsGauge(t *testing.T) {
 func TestIPLabelsBounded(t *testing.T) {
 	m := New(Options{MaxIPLabels: 3})
 	for i := range 50 {
-		m.Request(MethodGet, EndpointTags, 200, time.Millisecond, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+		m.Request(MethodGet, classTags, 200, time.Millisecond, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
 	}
 	out := expose(m)
 	if n := strings.Count(out, "gateway_requests_by_ip_total{"); n != 4 {
@@ -132,48 +122,21 @@ func TestIPLabelsBounded(t *testing.T) {
 func TestRandomPathsAddNoSeries(t *testing.T) {
 	m := New(Options{})
 	ip := netip.MustParseAddr("10.0.0.1")
-	m.Request(MethodGet, ClassifyPath([]byte("/x")), 404, time.Millisecond, ip)
+	m.Request(MethodGet, class("GET", "/x"), 404, time.Millisecond, ip)
 	before := strings.Count(expose(m), "\n")
 	for i := range 10000 {
-		m.Request(MethodGet, ClassifyPath(fmt.Appendf(nil, "/random/%d", i)), 404, time.Millisecond, ip)
+		m.Request(MethodGet, class("GET", fmt.Sprintf("/random/%d", i)), 404, time.Millisecond, ip)
 	}
 	if after := strings.Count(expose(m), "\n"); after-before > 40 { // process metrics vary a little
 		t.Errorf("10,000 random paths grew the exposition from %d to %d lines", before, after)
 	}
 }
 
-func TestUsageOf(t *testing.T) {
-	chat := `{"model":"llama3.2","message":{"role":"assistant","content":"x"},"done":false}` + "\n" +
-		`{"model":"llama3.2","created_at":"2026-11-24T10:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":9,"prompt_eval_count":26,"eval_count":5,"eval_duration":500000000}` + "\n"
-	sse := "data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n" +
-		"data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":5,\"total_tokens\":16}}\n\n" +
-		"data: [DONE]\n\n"
-	openai := `{"id":"c","object":"chat.completion","model":"qwen","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}` + "\n"
-	tests := []struct {
-		ep   Endpoint
-		tail string
-		want Usage
-	}{
-		{EndpointChat, chat, Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
-		{EndpointGenerate, chat[strings.Index(chat, "\n")+1:], Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
-		{EndpointChat, `{"model":"m","done":false}` + "\n", Usage{}},
-		{EndpointOpenAIChat, sse, Usage{OK: true, Model: "llama3.2", Prompt: 11, Completion: 5}},
-		{EndpointOpenAIChat, openai, Usage{OK: true, Model: "qwen", Prompt: 3, Completion: 4}},
-		{EndpointTags, chat, Usage{}},
-		{EndpointChat, "garbage", Usage{}},
-	}
-	for i, tt := range tests {
-		if got := UsageOf(tt.ep, []byte(tt.tail)); got != tt.want {
-			t.Errorf("case %d: UsageOf = %+v; want %+v", i, got, tt.want)
-		}
-	}
-}
-
 func TestUpstreamTokens(t *testing.T) {
 	m := New(Options{MaxModelLabels: 1})
 	u := Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}
-	m.Upstream(EndpointChat, "http://gpu1:11434", 200*time.Millisecond, u)
-	m.Upstream(EndpointChat, "http://gpu1:11434", 100*time.Millisecond, Usage{OK: true, Model: "other-model", Prompt: 1, Completion: 2})
+	m.Upstream(classChat, "http://gpu1:11434", 200*time.Millisecond, u)
+	m.Upstream(classChat, "http://gpu1:11434", 100*time.Millisecond, Usage{OK: true, Model: "other-model", Prompt: 1, Completion: 2})
 	m.BackendError("http://gpu1:11434", "connect")
 	out := expose(m)
 	checks := map[string]float64{
@@ -195,8 +158,8 @@ func TestUpstreamTokens(t *testing.T) {
 func TestRequestNoAllocs(t *testing.T) {
 	m := New(Options{})
 	ip := netip.MustParseAddr("10.0.0.1")
-	m.Request(MethodPost, EndpointChat, 200, time.Second, ip)
-	if n := testing.AllocsPerRun(1000, func() { m.Request(MethodPost, EndpointChat, 200, time.Second, ip) }); n != 0 {
+	m.Request(MethodPost, classChat, 200, time.Second, ip)
+	if n := testing.AllocsPerRun(1000, func() { m.Request(MethodPost, classChat, 200, time.Second, ip) }); n != 0 {
 		t.Errorf("Request allocates %v times per call; want 0", n)
 	}
 }
@@ -218,9 +181,9 @@ func TestPromtoolAcceptsExposition(t *testing.T) {
 		BackendModels: func(yield func(string, int)) { yield("http://localhost:11434/", 3) },
 	})
 	ip := netip.MustParseAddr("::1")
-	m.Request(MethodPost, EndpointChat, 200, time.Second, ip)
-	m.Request(MethodGet, EndpointOther, 404, time.Millisecond, ip)
-	m.Upstream(EndpointChat, "http://localhost:11434/", time.Second, Usage{OK: true, Model: "llama3.2", Prompt: 1, Completion: 5, EvalNanos: 1e9})
+	m.Request(MethodPost, classChat, 200, time.Second, ip)
+	m.Request(MethodGet, ollamaapi.ClassOther, 404, time.Millisecond, ip)
+	m.Upstream(classChat, "http://localhost:11434/", time.Second, Usage{OK: true, Model: "llama3.2", Prompt: 1, Completion: 5, EvalNanos: 1e9})
 	m.BackendError("http://localhost:11434/", "timeout")
 	m.AuthFailed(AuthInvalidKey)
 	m.RateLimited()
@@ -253,7 +216,7 @@ func BenchmarkMetricsHotPath(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Request(MethodPost, EndpointChat, 200, 20*time.Millisecond, ip)
+			m.Request(MethodPost, classChat, 200, 20*time.Millisecond, ip)
 		}
 	})
 }
@@ -264,7 +227,7 @@ func BenchmarkMetricsHotPath(b *testing.B) {
 func TestIPLabelWithoutZone(t *testing.T) {
 	m := New(Options{})
 	for _, zone := range []string{"eth0", "a\"b", "x\ty", "new\nline", "\xff"} {
-		m.Request(MethodGet, EndpointTags, 200, time.Millisecond, netip.MustParseAddr("fe80::1").WithZone(zone))
+		m.Request(MethodGet, classTags, 200, time.Millisecond, netip.MustParseAddr("fe80::1").WithZone(zone))
 	}
 	out := expose(m)
 	if got := value(t, out, `gateway_requests_by_ip_total{ip="fe80::1",endpoint="/api/tags",status="200"}`); got != 5 {
