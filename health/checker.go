@@ -6,17 +6,23 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
-// Target is what the checker needs of a backend. *proxy.Backend implements
-// it.
+// Target is what the checker needs of a backend, which keeps its own health:
+// the Checker holds no copy of it, so the state a Target reports is the one
+// every reader sees (the proxy's selection, /readyz, metrics), whoever set
+// it last (this Checker, the one before a reload, ReportFailure).
+// *proxy.Backend implements it.
 type Target interface {
 	// Name returns the backend's base URL as configured, e.g.
 	// "http://gpu1:11434/" or "http://h/ollama" (it may have a path
 	// prefix and may or may not end in "/").
 	Name() string
+	// Down reports whether the backend is recorded as down.
+	Down() bool
 	// SetHealthy records the backend's health and reports whether it
 	// changed. It is called from the Checker's goroutines and from
 	// ReportFailure's caller, one call at a time per target.
@@ -59,12 +65,13 @@ type Options struct {
 	// OnChange, if set, is called after each state change, once logged.
 	// Calls for one target are made in the order of its changes, with
 	// that target's state locked: OnChange must be quick and must not call
-	// back into the Checker (ReportFailure or Check would deadlock on the
-	// same target).
+	// back into the Checker (ReportFailure would deadlock on the same
+	// target).
 	OnChange func(name string, up bool)
 	// Models, if set, keeps the model list of every target that is a
 	// ModelTarget: after each successful check of it, the Checker requests
-	// ModelsPath (bounded by Timeout and 8 MiB) and passes the names listed
+	// Ollama's GET /api/tags (ollamaapi.LocalModelsPath; bounded by
+	// Timeout and 8 MiB) and passes the names listed
 	// to SetModels. A failed fetch keeps the last list; after three
 	// failures in a row, ForgetModels makes it unknown until a fetch
 	// succeeds. A check that fails fetches nothing and keeps the list.
@@ -72,17 +79,9 @@ type Options struct {
 	Models bool
 }
 
-// state is a target's health as the Checker last decided it.
-type state uint8
-
-const (
-	stateUnknown state = iota
-	stateUp
-	stateDown
-)
-
-// target is the Checker's bookkeeping for one Target. Checks of one target
-// run one at a time from Run, but Check and ReportFailure may overlap them,
+// target is the Checker's bookkeeping for one Target: the evidence, not the
+// state, which is the Target's. Checks of one target run one at a time from
+// Run, but a synchronous round (tests) and ReportFailure may overlap them,
 // so everything but the immutable fields is guarded by mu.
 type target struct {
 	t    Target
@@ -90,10 +89,9 @@ type target struct {
 	url  string // joinURL(name, Options.Path)
 
 	mt        ModelTarget // t, when its models are kept; else nil
-	modelsURL string      // joinURL(name, ModelsPath)
+	modelsURL string      // joinURL(name, ollamaapi.LocalModelsPath)
 
 	mu    sync.Mutex
-	state state
 	fails int    // consecutive failures, saturated at the fail threshold
 	rises int    // consecutive successes, saturated at the rise threshold
 	epoch uint64 // bumped by ReportFailure; older check results are stale
@@ -106,8 +104,7 @@ type target struct {
 // target and marks the target up or down when a threshold is reached.
 //
 // A Checker must be created with New. Its methods are safe for concurrent
-// use. Run is meant to be called once, for the life of the targets; Check
-// may be called at any time.
+// use. Run is meant to be called once, for the life of the targets.
 type Checker struct {
 	targets  []*target
 	byTarget map[Target]*target
@@ -120,14 +117,13 @@ type Checker struct {
 	ownsConn bool // client was built by New: Run closes its idle conns
 	log      *slog.Logger
 	onChange func(name string, up bool)
-
-	up atomic.Int64 // number of targets in stateUp
 }
 
 // New returns a Checker of targets, with opts completed by their defaults.
-// It does not call SetHealthy: every target starts unknown. A nil target is
-// skipped, and a target given twice is checked once. The targets should be
-// comparable (pointers are) for ReportFailure to find them.
+// It does not call SetHealthy: every target keeps the state it has (unknown
+// for a new backend, its last state for one kept across a reload). A nil
+// target is skipped, and a target given twice is checked once. The targets
+// should be comparable (pointers are) for ReportFailure to find them.
 func New(targets []Target, opts Options) *Checker {
 	c := &Checker{
 		byTarget: make(map[Target]*target, len(targets)),
@@ -179,7 +175,7 @@ func New(targets []Target, opts Options) *Checker {
 		ts.url = joinURL(ts.name, path)
 		if mt, ok := t.(ModelTarget); ok && opts.Models {
 			ts.mt = mt
-			ts.modelsURL = joinURL(ts.name, ModelsPath)
+			ts.modelsURL = joinURL(ts.name, ollamaapi.LocalModelsPath)
 		}
 		c.targets = append(c.targets, ts)
 		if comparable {
@@ -220,17 +216,6 @@ func (c *Checker) loop(ctx context.Context, ts *target) {
 	}
 }
 
-// Check runs one check of every target concurrently and waits for them. It
-// is the check Run performs on each tick; tests and callers that need a
-// synchronous round use it directly. Checks cut short by ctx are not counted.
-func (c *Checker) Check(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, ts := range c.targets {
-		wg.Go(func() { c.check(ctx, ts) })
-	}
-	wg.Wait()
-}
-
 // check probes ts once and records the result, unless ctx ended first (the
 // failure would be ours, not the backend's) or a passive report arrived
 // while the check was in flight (the report is newer evidence). After a
@@ -250,7 +235,9 @@ func (c *Checker) check(ctx context.Context, ts *target) {
 }
 
 // record counts the result of a check started at epoch (reason "" is a
-// success) and reports whether it was a success that counted.
+// success) and reports whether it was a success that counted. A target
+// that is not down (up, or unknown) is up after one success; a down one
+// after RiseThreshold.
 func (c *Checker) record(ts *target, epoch uint64, reason string) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -260,15 +247,15 @@ func (c *Checker) record(ts *target, epoch uint64, reason string) bool {
 	if reason == "" {
 		ts.fails = 0
 		ts.rises = min(ts.rises+1, c.rise)
-		if ts.state != stateDown || ts.rises >= c.rise {
-			c.setLocked(ts, stateUp, "")
+		if ts.rises >= c.rise || !ts.t.Down() {
+			c.setLocked(ts, true, "")
 		}
 		return true
 	}
 	ts.rises = 0
 	ts.fails = min(ts.fails+1, c.fail)
-	if ts.state == stateDown || ts.fails >= c.fail {
-		c.setLocked(ts, stateDown, reason)
+	if ts.fails >= c.fail {
+		c.setLocked(ts, false, reason)
 	}
 	return false
 }
@@ -297,28 +284,12 @@ func (c *Checker) ReportFailure(t Target, err error) {
 	ts.epoch++
 	ts.rises = 0
 	ts.fails = c.fail
-	c.setLocked(ts, stateDown, reason)
+	c.setLocked(ts, false, reason)
 }
 
-// Ready reports whether at least one target has been seen up by a check since
-// it was last marked down (or ever, if it never was). It is one atomic load.
-func (c *Checker) Ready() bool { return c.up.Load() > 0 }
-
-// setLocked records s as ts's state and tells the target. It logs and calls
-// OnChange only if the target reports a change. SetHealthy is called on every
-// decision, not only on the Checker's own transitions, so a target whose
-// state was changed elsewhere is brought back in line. ts.mu must be held.
-func (c *Checker) setLocked(ts *target, s state, reason string) {
-	if ts.state != s {
-		if ts.state == stateUp {
-			c.up.Add(-1)
-		}
-		if s == stateUp {
-			c.up.Add(1)
-		}
-		ts.state = s
-	}
-	up := s == stateUp
+// setLocked tells the target its health. It logs and calls OnChange only
+// if the target reports a change. ts.mu must be held.
+func (c *Checker) setLocked(ts *target, up bool, reason string) {
 	if !ts.t.SetHealthy(up) {
 		return
 	}

@@ -27,6 +27,8 @@ func newFake(name string) *fakeTarget { return &fakeTarget{name: name, state: "u
 
 func (f *fakeTarget) Name() string { return f.name }
 
+func (f *fakeTarget) Down() bool { return f.State() == "down" }
+
 func (f *fakeTarget) SetHealthy(up bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -183,32 +185,28 @@ func TestThresholds(t *testing.T) {
 	ctx := t.Context()
 
 	steps := []struct {
-		status    int
-		want      string
-		wantReady bool
-		why       string
+		status int
+		want   string
+		why    string
 	}{
-		{503, "unknown", false, "one failure of an unknown backend is below the threshold"},
-		{200, "up", true, "first success marks it up"},
-		{200, "up", true, "still up"},
-		{503, "up", true, "one blip does not flap it"},
-		{200, "up", true, "the blip is forgotten"},
-		{503, "up", true, "first of two failures"},
-		{500, "down", false, "second consecutive failure (any 5xx) marks it down"},
-		{503, "down", false, "stays down"},
-		{200, "down", false, "one success is below RiseThreshold 2"},
-		{503, "down", false, "a failure resets the success streak"},
-		{200, "down", false, "first of two successes"},
-		{200, "up", true, "second consecutive success brings it back"},
+		{503, "unknown", "one failure of an unknown backend is below the threshold"},
+		{200, "up", "first success marks it up"},
+		{200, "up", "still up"},
+		{503, "up", "one blip does not flap it"},
+		{200, "up", "the blip is forgotten"},
+		{503, "up", "first of two failures"},
+		{500, "down", "second consecutive failure (any 5xx) marks it down"},
+		{503, "down", "stays down"},
+		{200, "down", "one success is below RiseThreshold 2"},
+		{503, "down", "a failure resets the success streak"},
+		{200, "down", "first of two successes"},
+		{200, "up", "second consecutive success brings it back"},
 	}
 	for i, s := range steps {
 		status.Store(int32(s.status))
 		c.Check(ctx)
 		if got := b.State(); got != s.want {
 			t.Fatalf("step %d (%d, %s): state %q; want %q", i, s.status, s.why, got, s.want)
-		}
-		if got := c.Ready(); got != s.wantReady {
-			t.Fatalf("step %d (%s): Ready() = %v; want %v", i, s.why, got, s.wantReady)
 		}
 	}
 
@@ -308,9 +306,6 @@ func TestRunHungBackendDoesNotDelayOthers(t *testing.T) {
 	if got, want := waitChange(t, changes), (change{hung.URL, false}); got != want {
 		t.Fatalf("second change %v; want %v", got, want)
 	}
-	if !c.Ready() {
-		t.Error("Ready() = false with one backend up")
-	}
 }
 
 func TestReportFailure(t *testing.T) {
@@ -328,18 +323,12 @@ func TestReportFailure(t *testing.T) {
 	if got := b.State(); got != "down" {
 		t.Fatalf("after ReportFailure: state %q; want down at once, despite FailThreshold 3", got)
 	}
-	if c.Ready() {
-		t.Error("Ready() = true with the only backend down")
-	}
 	if out := logs.String(); !strings.Contains(out, `err="dial tcp: connection refused"`) {
 		t.Errorf("log lacks the reported error:\n%s", out)
 	}
 	c.Check(ctx)
 	if got := b.State(); got != "up" {
 		t.Fatalf("after the next check: state %q; want up", got)
-	}
-	if !c.Ready() {
-		t.Error("Ready() = false after the backend came back")
 	}
 
 	// A target the Checker does not know is left alone: no check would
@@ -427,41 +416,36 @@ func TestRunNoTargetsStops(t *testing.T) {
 	}
 }
 
-func TestReady(t *testing.T) {
-	srvA, statusA := switchServer(t)
-	srvB, statusB := switchServer(t)
-	a, b := newFake(srvA.URL), newFake(srvB.URL)
-	c := New([]Target{a, b}, Options{FailThreshold: 1, Logger: slog.New(slog.DiscardHandler)})
+// TestStateIsTheTargets: the Checker keeps no state of its own. A target
+// already down when the Checker is made (a backend kept across a reload)
+// stays down until RiseThreshold successes, and a target up already is not
+// told again. Before, the Checker's own copy started unknown and brought a
+// down backend back on the first success.
+func TestStateIsTheTargets(t *testing.T) {
+	srv, _ := switchServer(t)
+	down := newFake(srv.URL)
+	down.SetHealthy(false)
+	changes, onChange := onChangeChan()
+	c := New([]Target{down}, Options{RiseThreshold: 2, Logger: slog.New(slog.DiscardHandler), OnChange: onChange})
 	ctx := t.Context()
+	c.Check(ctx)
+	if got := down.State(); got != "down" {
+		t.Fatalf("after one success: state %q; want down (RiseThreshold 2)", got)
+	}
+	c.Check(ctx)
+	if got := down.State(); got != "up" {
+		t.Fatalf("after two successes: state %q; want up", got)
+	}
+	if got, want := waitChange(t, changes), (change{srv.URL, true}); got != want {
+		t.Errorf("change %v; want %v", got, want)
+	}
 
-	if c.Ready() {
-		t.Fatal("Ready() = true before any check")
-	}
-	if New(nil, Options{}).Ready() {
-		t.Fatal("Ready() = true with no targets")
-	}
-	steps := []struct {
-		a, b int
-		want bool
-	}{
-		{503, 503, false}, // both down
-		{200, 503, true},  // a up
-		{200, 200, true},  // both up
-		{503, 200, true},  // b still up
-		{503, 503, false}, // none up
-		{503, 200, true},  // b back
-	}
-	for i, s := range steps {
-		statusA.Store(int32(s.a))
-		statusB.Store(int32(s.b))
-		c.Check(ctx)
-		if got := c.Ready(); got != s.want {
-			t.Fatalf("step %d (a %d, b %d): Ready() = %v; want %v", i, s.a, s.b, got, s.want)
-		}
-	}
-	c.ReportFailure(b, nil)
-	if c.Ready() {
-		t.Error("Ready() = true after the last up backend was reported down")
+	up := newFake(srv.URL)
+	up.SetHealthy(true)
+	c = New([]Target{up}, Options{Logger: slog.New(slog.DiscardHandler), OnChange: onChange})
+	c.Check(ctx)
+	if len(changes) != 0 {
+		t.Errorf("a check of a target up already reported a change: %v", <-changes)
 	}
 }
 
@@ -481,7 +465,7 @@ func TestConcurrentReports(t *testing.T) {
 		wg.Go(func() {
 			for range 20 {
 				c.ReportFailure(b, nil)
-				_ = c.Ready()
+				_ = b.Down()
 			}
 		})
 		wg.Go(func() {
@@ -494,8 +478,5 @@ func TestConcurrentReports(t *testing.T) {
 	c.Check(ctx)
 	if got := b.State(); got != "up" {
 		t.Errorf("state %q; want up after a final quiet check", got)
-	}
-	if !c.Ready() {
-		t.Error("Ready() = false after a final quiet check")
 	}
 }

@@ -2,24 +2,33 @@ package health_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"time"
 
 	"github.com/ollamagw/ollama-gateway/health"
 )
 
 // backend is a minimal health.Target; the gateway uses *proxy.Backend.
 type backend struct {
-	url string
-	up  atomic.Bool
+	url     string
+	up      atomic.Bool
+	checked atomic.Bool
 }
 
 func (b *backend) Name() string { return b.url }
 
-func (b *backend) SetHealthy(up bool) bool { return b.up.Swap(up) != up }
+// Down reports whether the backend is known down (a new one is not).
+func (b *backend) Down() bool { return b.checked.Load() && !b.up.Load() }
+
+func (b *backend) SetHealthy(up bool) bool {
+	b.checked.Store(true)
+	return b.up.Swap(up) != up
+}
 
 func ExampleChecker() {
 	ollama := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,33 +37,32 @@ func ExampleChecker() {
 	defer ollama.Close()
 
 	b := &backend{url: ollama.URL + "/"}
+	changes := make(chan bool, 4)
 	c := health.New([]health.Target{b}, health.Options{
-		Path:   "/",
-		Logger: slog.New(slog.DiscardHandler),
-		OnChange: func(name string, up bool) {
-			fmt.Println("backend up:", up)
-		},
+		Interval: time.Second,
+		Path:     "/",
+		Logger:   slog.New(slog.DiscardHandler),
+		OnChange: func(name string, up bool) { changes <- up },
 	})
-	fmt.Println("ready before any check:", c.Ready())
+	fmt.Println("down before any check:", b.Down())
 
-	// In the gateway: go c.Run(ctx). Here, one synchronous round.
-	c.Check(context.Background())
-	fmt.Println("ready:", c.Ready())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	fmt.Println("backend up:", <-changes)
 
 	// The proxy could not connect: down at once.
-	c.ReportFailure(b, fmt.Errorf("dial tcp: connection refused"))
-	fmt.Println("ready after a refused connection:", c.Ready())
+	c.ReportFailure(b, errors.New("dial tcp: connection refused"))
+	fmt.Println("backend up:", <-changes)
 
-	// The next successful check brings it back.
-	c.Check(context.Background())
-	fmt.Println("ready:", c.Ready())
+	// The next check, an Interval later, brings it back.
+	fmt.Println("backend up:", <-changes)
+	cancel()
+	<-done
 
 	// Output:
-	// ready before any check: false
+	// down before any check: false
 	// backend up: true
-	// ready: true
 	// backend up: false
-	// ready after a refused connection: false
 	// backend up: true
-	// ready: true
 }

@@ -24,11 +24,6 @@ type ModelTarget interface {
 	ForgetModels() (changed bool)
 }
 
-// ModelsPath is requested on a ModelTarget after each successful check
-// when Options.Models is set: Ollama's list of its local models, GET
-// /api/tags, answered {"models":[{"name":"llama3.2:latest","model":...}]}.
-const ModelsPath = "/api/tags"
-
 // Bounds on model list fetches.
 const (
 	// forgetModelsAfter failed fetches in a row make a model list unknown:
@@ -66,9 +61,9 @@ func (c *Checker) refreshModels(ctx context.Context, ts *target) {
 	}
 }
 
-// fetchModels requests url (a backend's ModelsPath), bounded by c.timeout,
-// and returns the names it lists: each entry's "name", and its "model" when
-// that differs.
+// fetchModels requests url (a backend's ollamaapi.LocalModelsPath),
+// bounded by c.timeout, and returns the names it lists: each entry's
+// "name", and its "model" when that differs.
 func (c *Checker) fetchModels(ctx context.Context, url string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

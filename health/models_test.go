@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // modelTarget is a fakeTarget that keeps a model list; nil is unknown.
@@ -58,7 +60,7 @@ func newOllamaServer(t *testing.T) *ollamaServer {
 	s.tags.Store(`{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189},` +
 		`{"name":"qwen2.5:7b","model":"library/qwen2.5:7b","details":{"family":"qwen2"}}]}`)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != ModelsPath {
+		if r.URL.Path != ollamaapi.LocalModelsPath {
 			w.WriteHeader(int(s.checkStatus.Load()))
 			return
 		}
@@ -144,7 +146,7 @@ func TestModelsBadAnswers(t *testing.T) {
 		if got, known := b.Models(); known || b.State() != "up" {
 			t.Errorf("%s: models %.40q known %v, state %s; want unknown, up", tt.name, got, known, b.State())
 		}
-		if _, err := c.fetchModels(t.Context(), srv.URL+ModelsPath); err == nil {
+		if _, err := c.fetchModels(t.Context(), srv.URL+ollamaapi.LocalModelsPath); err == nil {
 			t.Errorf("%s: fetchModels succeeded", tt.name)
 		}
 	}

@@ -82,17 +82,23 @@ func (o BackendOptions) withDefaults() BackendOptions {
 	return o
 }
 
-// Backend is one Ollama server and its connection pool. Its address fields
-// are immutable; its state and counters are atomics, safe for concurrent use.
+// Backend is one Ollama server: its address, its connection pool, and its
+// live state. That state lives here only: the proxy's selection, the health
+// checker (through health.Target), /readyz and the metrics all read and
+// write it on the Backend, which a reload carries over. Its address fields
+// are immutable; its state is atomics, safe for concurrent use.
 type Backend struct {
 	name   string // the configured address, as operators know it
 	host   string // Host header sent upstream: the backend's own host[:port]
 	prefix string // path prefix of the configured URL, without trailing "/"
 	client *fasthttp.HostClient
 
-	state    atomic.Int32
-	inFlight atomic.Int64
-	models   atomic.Pointer[Models] // nil: unknown
+	// Live state, one atomic each. Fleet scheduling adds its own beside
+	// them: a cap on requests in flight, the requests queued for a slot,
+	// the models loaded (/api/ps).
+	state    atomic.Int32           // a State: health, set by the checker
+	inFlight atomic.Int64           // requests until their last byte
+	models   atomic.Pointer[Models] // the models it has (/api/tags); nil: unknown
 }
 
 // NewBackend parses rawURL (http or https, optional path prefix) and builds
@@ -197,9 +203,13 @@ func (b *Backend) SetHealthy(up bool) (changed bool) {
 	return b.SetState(StateDown)
 }
 
+// Down reports whether the backend is known to be down. It makes Backend a
+// health.Target.
+func (b *Backend) Down() bool { return State(b.state.Load()) == StateDown }
+
 // Available reports whether the backend may receive new requests: it is
-// not known to be down.
-func (b *Backend) Available() bool { return State(b.state.Load()) != StateDown }
+// not known to be down. It is the one predicate every selection uses.
+func (b *Backend) Available() bool { return !b.Down() }
 
 // InFlight returns the number of requests being served by the backend,
 // streams included, until their last byte is passed on.
