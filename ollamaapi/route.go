@@ -25,9 +25,11 @@ type Route struct {
 	Label string
 
 	// Buffered: the response is one small JSON (or text) document that
-	// Ollama writes at once, read whole before it is passed on, which
-	// frees the backend connection early and costs no latency. Otherwise
-	// the response streams, as generations must.
+	// Ollama writes at once (version, model lists, running models,
+	// liveness), read whole before it is passed on: that costs no latency,
+	// frees the backend connection before the client has read the answer
+	// and skips the streaming client's per-response allocations; the proxy
+	// caps its size. Otherwise the response streams, as generations must.
 	Buffered bool
 	// Upload: the request body is a model file (gigabytes), streamed to
 	// the backend instead of buffered, and not capped.
