@@ -66,7 +66,7 @@ func isConfigPath(path string) bool {
 // gate does that when the body comes.
 func (g *Gateway) expectBody(ctx *fasthttp.RequestCtx, st *State, r *request) bool {
 	size := int64(ctx.Request.Header.ContentLength())
-	if size <= 0 || !proxy.BuffersBody(ctx.Path()) {
+	if size <= 0 || r.route.Upload {
 		return true
 	}
 	if size > st.body.maxBody {

@@ -258,7 +258,7 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	// until then, to give back what its body held.
 	r.refs++
 	defer r.handled(ctx)
-	st.Proxy.Handle(ctx, r)
+	st.Proxy.Handle(ctx, r.route, r)
 	if p.rateOn {
 		setRateHeaders(ctx, rate)
 	}

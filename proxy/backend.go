@@ -163,8 +163,8 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 		ReadTimeout:  0,
 		WriteTimeout: 0,
 		// Responses stream unless the request asks for one of Ollama's
-		// small metadata answers (see bufferedRoute); those are read
-		// whole, up to MaxResponseBodySize.
+		// small metadata answers (ollamaapi.Route.Buffered); those are
+		// read whole, up to MaxResponseBodySize.
 		StreamResponseBody:            false,
 		MaxResponseBodySize:           opts.MaxBufferedResponse,
 		DisablePathNormalizing:        true,

@@ -24,8 +24,3 @@ type StatusError interface {
 	error
 	HTTPStatus() (status int, msg string)
 }
-
-// BuffersBody reports whether the proxy buffers the request body of path
-// in memory (and so passes it through a BodyGate), rather than streaming
-// it as it does model uploads.
-func BuffersBody(path []byte) bool { return !streamedPath(path) }

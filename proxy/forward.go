@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // Options configure a Proxy. The zero value of a field selects the default
@@ -17,8 +19,9 @@ import (
 type Options struct {
 	// MaxRequestBodyBytes caps request bodies, which are buffered so that a
 	// failed attempt can be replayed on another backend. Larger bodies get
-	// 413. Bodies of /api/blobs/* and /api/create (model files, gigabytes)
-	// are streamed instead and not capped. Default 64 MiB.
+	// 413. Bodies of uploads (ollamaapi.Route.Upload: POST /api/blobs/*
+	// and /api/create, model files of gigabytes) are streamed instead and
+	// not capped. Default 64 MiB.
 	MaxRequestBodyBytes int64
 	// IdleTimeout bounds the client side of a stream: the silence while
 	// reading a request body and the time to write one response chunk.
@@ -65,6 +68,7 @@ func (p *Proxy) Pool() *Pool { return p.pool }
 type exchange struct {
 	p       *Proxy
 	ctx     *fasthttp.RequestCtx
+	api     *ollamaapi.Route // the request's route
 	res     Result
 	counted bool // res.Backend.inFlight was incremented
 	fin     Finisher
@@ -84,12 +88,18 @@ type Finisher interface {
 }
 
 // Handle forwards the request of ctx to a backend and sets up the response
-// to stream back. Connection failures before any response byte are retried
-// on the next backend; errors are answered as JSON {"error": ...}. f, if
-// not nil, is called exactly once with the Result.
-func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
+// to stream back. rt is the request's route (ollamaapi.Lookup of its method
+// and path, looked up once by the caller); nil looks it up. Connection
+// failures before any response byte are retried on the next backend;
+// errors are answered as JSON {"error": ...}. f, if not nil, is called
+// exactly once with the Result.
+func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher) {
+	if rt == nil {
+		rt = ollamaapi.Lookup(ctx.Method(), ctx.Path())
+	}
 	x := p.exchanges.Get().(*exchange)
 	x.ctx = ctx
+	x.api = rt
 	x.fin = f
 	x.res = Result{Start: time.Now()}
 
@@ -108,7 +118,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 		return
 	}
 	upResp := fasthttp.AcquireResponse()
-	buffered := bufferedRoute(ctx)
+	buffered := rt.Buffered
 	upResp.StreamBody = !buffered
 	if err := x.roundTrip(upReq, upResp); err != nil {
 		fasthttp.ReleaseResponse(upResp)
@@ -157,26 +167,6 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, f Finisher) {
 	ctx.SetBodyStream(&x.body, size)
 }
 
-// bufferedRoute reports whether the response to the request of ctx is read
-// whole before it is passed on instead of streamed: a GET of Ollama's
-// metadata (version, model lists, running models, liveness), a single small
-// JSON document Ollama writes at once. Buffering it costs no latency, frees
-// the backend connection before the client has read the answer, and skips
-// the streaming client's per-response allocations. Its size is capped by
-// BackendOptions.MaxBufferedResponse. Everything else, above all the
-// generations, streams.
-func bufferedRoute(ctx *fasthttp.RequestCtx) bool {
-	if !ctx.IsGet() {
-		return false
-	}
-	switch p := ctx.Path(); string(p) {
-	case "/", "/api/version", "/api/tags", "/api/ps", "/v1/models":
-		return true
-	default:
-		return bytes.HasPrefix(p, []byte("/v1/models/"))
-	}
-}
-
 // passBuffered sets a response read whole as the client's answer and ends
 // the exchange.
 func (x *exchange) passBuffered(upResp *fasthttp.Response) {
@@ -204,7 +194,7 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		return nil
 	}
 	x.upload = uploadBody{r: r, ctx: ctx, idle: x.p.opts.IdleTimeout, active: true, size: int64(size)}
-	if streamedPath(ctx.Path()) {
+	if x.api.Upload {
 		x.upload.streamed = true
 		if size < 0 {
 			size = -1
@@ -234,7 +224,7 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		ctx.SetConnectionClose()
 		return fmt.Errorf("%w: %w", ErrClientBody, err)
 	}
-	x.route.set(x.p.pool, ctx.IsPost(), ctx.Path(), b)
+	x.route.set(x.p.pool, x.api, b)
 	return nil
 }
 
@@ -286,12 +276,6 @@ func readAll(b []byte, r io.Reader, limit int64) ([]byte, error) {
 	}
 }
 
-// streamedPath reports whether the request body of path is a model file,
-// streamed through instead of buffered.
-func streamedPath(path []byte) bool {
-	return bytes.HasPrefix(path, []byte("/api/blobs/")) || string(path) == "/api/create"
-}
-
 // isText reports whether a response of this content type is JSON, NDJSON or
 // SSE, whose tail is kept for metrics.
 func isText(ct []byte) bool {
@@ -328,7 +312,7 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		}
 		x.res.Backend = b
 		x.setURI(upReq, b)
-		if x.upload.streamed && !x.upload.started && upReq.Header.IsPost() && bytes.HasPrefix(x.ctx.Path(), []byte("/api/blobs/")) {
+		if x.upload.streamed && !x.upload.started && x.api.HeadFirst {
 			// Ollama answers a blob it already has without reading the
 			// body, but fasthttp writes the whole body first and fails
 			// on the closed connection: ask first, as Ollama's own
@@ -447,6 +431,7 @@ func (x *exchange) finish(err error) {
 	}
 	x.fin = nil
 	x.ctx = nil
+	x.api = nil
 	x.res = Result{}
 	x.counted = false
 	x.upload = uploadBody{}

@@ -4,13 +4,15 @@ import (
 	"hash/maphash"
 
 	"github.com/ollamagw/ollama-gateway/jsonfield"
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // Model-aware routing. Backends often serve different models, and Ollama
 // answers 404 for a model it does not have. So when a pool has more than one
 // backend and at least one of them has a known model list
-// (Backend.SetModels), a POST to an inference or model route is sent to a
-// backend known to have the model its body names: those backends take
+// (Backend.SetModels), a request to a route routed by model
+// (ollamaapi.Route.ByModel) is sent to a backend known to have the model
+// its body names: those backends take
 // turns. If none of them is available, or none is known to have the model,
 // the request is sent round-robin over all backends as any other.
 
@@ -21,18 +23,6 @@ import (
 // turns). The cursors are not per model so that nothing is allocated or
 // locked per request.
 const modelCursors = 64
-
-// routedPath reports whether the JSON body of a POST to path names, in its
-// "model" member, a model the backend must have: Ollama's inference and
-// model routes and their OpenAI- and Anthropic-compatible twins.
-func routedPath(path []byte) bool {
-	switch string(path) {
-	case "/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show",
-		"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages":
-		return true
-	}
-	return false
-}
 
 // route is the model-aware part of one exchange's backend selection. The
 // zero value is off; its buffers are kept for the next exchange.
@@ -47,19 +37,22 @@ type route struct {
 	again int      // pool index next may return once more, or -1
 }
 
-// set turns model routing on for a request to p when it applies: a POST to
-// a routed path, a pool of more than one backend of which one at least has
-// a known model list, and a valid body naming a model, found as Ollama
-// decodes it (jsonfield). For /api/show, as in Ollama, the deprecated
-// "name" stands in for an empty or missing "model". set does not allocate
-// once its buffers have grown to the model names seen.
-func (r *route) set(p *Pool, post bool, path, body []byte) {
-	if !post || len(p.backends) < 2 || !routedPath(path) || !p.knowsModels() {
+// set turns model routing on for a request to p when it applies: a route
+// routed by model (ollamaapi.Route.ByModel: Ollama's inference and model
+// routes and their OpenAI- and Anthropic-compatible twins), a pool of more
+// than one backend of which one at least has a known model list, and a
+// valid body naming a model in the route's ModelField, found as Ollama
+// decodes it (jsonfield). Where the route has a ModelFallback (/api/show:
+// the deprecated "name"), it stands in for an empty or missing model, as
+// in Ollama. set does not allocate once its buffers have grown to the
+// model names seen.
+func (r *route) set(p *Pool, rt *ollamaapi.Route, body []byte) {
+	if !rt.ByModel || len(p.backends) < 2 || !p.knowsModels() {
 		return
 	}
-	name, ok := jsonfield.AppendString(r.name[:0], body, "model")
-	if (!ok || len(name) == 0) && string(path) == "/api/show" {
-		name, ok = jsonfield.AppendString(name[:0], body, "name")
+	name, ok := jsonfield.AppendString(r.name[:0], body, rt.ModelField)
+	if (!ok || len(name) == 0) && rt.ModelFallback != "" {
+		name, ok = jsonfield.AppendString(name[:0], body, rt.ModelFallback)
 	}
 	r.name = name
 	if cap(name) > MaxModelNameLen {

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // modelPool returns a pool of len(models) backends on unused addresses;
@@ -29,10 +30,13 @@ func modelPool(t testing.TB, models ...string) *Pool {
 	return p
 }
 
+// chatRoute is the route of POST /api/chat.
+var chatRoute = ollamaapi.Lookup([]byte("POST"), []byte("/api/chat"))
+
 // pickFor routes one request for model through p as roundTrip does, and
 // returns the backends it would try for the model, in order.
 func pickFor(p *Pool, r *route, model string) []*Backend {
-	r.set(p, true, []byte("/api/chat"), []byte(`{"model":"`+model+`","messages":[]}`))
+	r.set(p, chatRoute, []byte(`{"model":"`+model+`","messages":[]}`))
 	var tried []*Backend
 	for b := r.next(p); b != nil; b = r.next(p) {
 		tried = append(tried, b)
@@ -52,8 +56,8 @@ func TestRoutedPath(t *testing.T) {
 		{"/api/pull", false}, {"/api/create", false}, {"/api/tags", false}, {"/api/chat/", false},
 		{"/API/CHAT", false}, {"/api/blobs/sha256:00", false}, {"/", false}, {"/v1/models", false},
 	} {
-		if got := routedPath([]byte(tt.path)); got != tt.want {
-			t.Errorf("routedPath(%q) = %v; want %v", tt.path, got, tt.want)
+		if got := ollamaapi.Lookup([]byte("POST"), []byte(tt.path)).ByModel; got != tt.want {
+			t.Errorf("POST %s routed by model: %v; want %v", tt.path, got, tt.want)
 		}
 	}
 }
@@ -87,7 +91,11 @@ func TestRouteSet(t *testing.T) {
 		{"huge", known, true, "/api/chat", `{"model":"` + strings.Repeat("x", 1<<20) + `"}`, ""},
 	} {
 		var r route
-		r.set(tt.pool, tt.post, []byte(tt.path), []byte(tt.body))
+		method := "GET"
+		if tt.post {
+			method = "POST"
+		}
+		r.set(tt.pool, ollamaapi.Lookup([]byte(method), []byte(tt.path)), []byte(tt.body))
 		got := ""
 		if r.on {
 			got = string(r.key)
@@ -166,7 +174,7 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 	c.SetState(StateUp)
 	a.SetState(StateUp)
 	for range 4 {
-		r.set(p, true, []byte("/api/chat"), []byte(`{"model":"llama3.2"}`))
+		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
 		first := r.next(p)
 		r.retryLast()
 		if second := r.next(p); second == first || second != a && second != c {
@@ -175,7 +183,7 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 		r.reset()
 	}
 	a.SetState(StateDown)
-	r.set(p, true, []byte("/api/chat"), []byte(`{"model":"llama3.2"}`))
+	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
 	if got := r.next(p); got != c {
 		t.Fatalf("first pick %v; want c", got)
 	}
@@ -200,10 +208,9 @@ func names(bs []*Backend) []string {
 func TestRouteNoAllocs(t *testing.T) {
 	p := modelPool(t, "llama3.2", "qwen2.5", "llama3.2")
 	body := []byte(`{"model":"Llama3.2","messages":[{"role":"user","content":"hi \"there\""}],"stream":false}`)
-	path := []byte("/api/chat")
 	var r route
 	allocs := testing.AllocsPerRun(1000, func() {
-		r.set(p, true, path, body)
+		r.set(p, chatRoute, body)
 		if r.next(p) == nil || r.next(p) == nil {
 			t.Fatal("no backend for the model")
 		}
@@ -224,7 +231,7 @@ func serve(t *testing.T, p *Proxy) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil) }, StreamRequestBody: true}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, nil) }, StreamRequestBody: true}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(); ln.Close(); <-done; p.Pool().Close() })

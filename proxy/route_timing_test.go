@@ -9,12 +9,11 @@ import "testing"
 func BenchmarkRouteParallel(b *testing.B) {
 	p := modelPool(b, "llama3.2", "qwen2.5", "llama3.2 qwen2.5", "phi3")
 	body := []byte(`{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}`)
-	path := []byte("/api/chat")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var r route
 		for pb.Next() {
-			r.set(p, true, path, body)
+			r.set(p, chatRoute, body)
 			if r.next(p) == nil {
 				b.Error("no backend for the model")
 				return
