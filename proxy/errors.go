@@ -47,6 +47,8 @@ func statusFor(err error) (int, string) {
 		return fasthttp.StatusBadRequest, "error reading request body"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return fasthttp.StatusBadGateway, "the Ollama backend's answer is too large to pass on"
+	case errors.Is(err, errBadStatus):
+		return fasthttp.StatusBadGateway, "the Ollama backend sent an invalid response"
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fasthttp.StatusServiceUnavailable, "no Ollama backend available: all connections busy"
 	case !isDialError(err) && isTimeout(err):
@@ -64,7 +66,12 @@ const (
 	failDial                 // the connection could not be made: nothing was sent
 	failBusy                 // every connection to the backend is busy: nothing was sent
 	failStale                // the connection closed before any response byte
+	failUnsafe               // a pooled connection was unsafe to reuse: nothing was sent
 )
+
+// errBadStatus: the backend answered with a status the proxy does not pass
+// on (outside 100-599, or 101).
+var errBadStatus = errors.New("proxy: backend answered with an invalid status")
 
 // FailureKind names the kind of a backend error for metrics: "connect",
 // "busy", "closed" (a connection closed before any response byte),
@@ -75,7 +82,7 @@ func FailureKind(err error) string {
 		return "connect"
 	case failBusy:
 		return "busy"
-	case failStale:
+	case failStale, failUnsafe:
 		return "closed"
 	}
 	if isTimeout(err) {
@@ -90,6 +97,8 @@ func classify(err error) failure {
 		return failDial
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return failBusy
+	case errors.Is(err, errUnsafeConn):
+		return failUnsafe
 	case errors.Is(err, fasthttp.ErrConnectionClosed),
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),

@@ -139,6 +139,19 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher
 		ctx.SetConnectionClose()
 	}
 
+	if s := upResp.StatusCode(); s < 100 || s > 599 || s == fasthttp.StatusSwitchingProtocols {
+		// Never passed on: a 101 nobody asked for (the proxy forwards no
+		// Upgrade) or a status HTTP does not have. deadlineConn does not
+		// reuse the connection.
+		if upResp.BodyStream() != nil {
+			upResp.SetConnectionClose()
+			_ = upResp.CloseBodyStream()
+		}
+		fasthttp.ReleaseResponse(upResp)
+		x.backendFailed(x.res.Backend, errBadStatus)
+		x.fail(errBadStatus)
+		return
+	}
 	x.res.Status = upResp.StatusCode()
 	copyResponseHeaders(&ctx.Response.Header, &upResp.Header)
 	if buffered {
@@ -332,16 +345,19 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			// The client's body failed, not the backend.
 			return fmt.Errorf("%w: %w", ErrClientBody, x.upload.err)
 		}
-		x.p.opts.Logger.Warn("backend request failed", "backend", b.name, "err", err)
+		x.backendFailed(b, err)
 		kind := classify(err)
-		if f := x.p.opts.OnBackendError; f != nil {
-			f(b, err)
-		}
 		if x.upload.streamed && (x.upload.started || !upReq.IsBodyStream()) {
 			return err
 		}
 		switch kind {
 		case failDial, failBusy:
+			continue
+		case failUnsafe:
+			// Nothing was sent; the backend's other idle connections
+			// are suspect too.
+			b.client.CloseIdleConnections()
+			x.route.retryLast()
 			continue
 		case failStale:
 			if staleRetried {
@@ -355,6 +371,14 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		return err
 	}
 	return err
+}
+
+// backendFailed logs and reports a failed attempt to reach backend b.
+func (x *exchange) backendFailed(b *Backend, err error) {
+	x.p.opts.Logger.Warn("backend request failed", "backend", b.name, "err", err)
+	if f := x.p.opts.OnBackendError; f != nil {
+		f(b, err)
+	}
 }
 
 // errBlobExists ends an upload the backend does not need.
