@@ -169,10 +169,13 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 		MaxResponseBodySize:           opts.MaxBufferedResponse,
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: true,
-		NoDefaultUserAgentHeader:      true,
-		ConnPoolStrategy:              fasthttp.LIFO,
-		ReadBufferSize:                8 << 10,
-		WriteBufferSize:               8 << 10,
+		// Parse errors name the problem, not the bytes (model output);
+		// safeError also guards the messages that still quote some.
+		SecureErrorLogMessage:    true,
+		NoDefaultUserAgentHeader: true,
+		ConnPoolStrategy:         fasthttp.LIFO,
+		ReadBufferSize:           8 << 10,
+		WriteBufferSize:          8 << 10,
 	}
 	hc.TLSConfig = tlsConf
 	return &Backend{

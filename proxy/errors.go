@@ -58,15 +58,48 @@ func statusFor(err error) (int, string) {
 	}
 }
 
+// safeError returns err if its message cannot hold bytes of a backend's
+// answer (model output, possibly personal data), else err wrapped so that
+// its message only says what went wrong. fasthttp quotes the offending
+// bytes in its parse errors ("contents: ..."). The allowlist is by identity
+// and type of err itself, not of what it wraps: a wrapper's own message may
+// quote bytes. errors.Is and errors.As still see the cause.
+func safeError(err error) error {
+	switch err.(type) {
+	case nil, *net.OpError, syscall.Errno:
+		return err
+	}
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded,
+		fasthttp.ErrConnectionClosed, fasthttp.ErrNoFreeConns, fasthttp.ErrTimeout,
+		fasthttp.ErrBodyTooLarge, errUnsafeConn, errBadStatus, errIncomplete:
+		return err
+	}
+	if _, ok := err.(*unreadableError); ok {
+		return err
+	}
+	return &unreadableError{err: err}
+}
+
+// unreadableError is a backend error whose own message may quote the
+// backend's bytes; it shows only the kind of failure.
+type unreadableError struct{ err error }
+
+func (e *unreadableError) Error() string {
+	return "proxy: the backend's answer could not be read (" + FailureKind(e.err) + ")"
+}
+
+func (e *unreadableError) Unwrap() error { return e.err }
+
 // failure classifies an error from HostClient.Do for the retry decision.
 type failure int
 
 const (
-	failOther failure = iota // final: timeout, malformed answer, ...
-	failDial                 // the connection could not be made: nothing was sent
-	failBusy                 // every connection to the backend is busy: nothing was sent
-	failStale                // the connection closed before any response byte
-	failUnsafe               // a pooled connection was unsafe to reuse: nothing was sent
+	failOther  failure = iota // final: timeout, malformed answer, ...
+	failDial                  // the connection could not be made: nothing was sent
+	failBusy                  // every connection to the backend is busy: nothing was sent
+	failStale                 // the connection closed before any response byte
+	failUnsafe                // a pooled connection was unsafe to reuse: nothing was sent
 )
 
 // errBadStatus: the backend answered with a status the proxy does not pass

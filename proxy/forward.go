@@ -345,6 +345,7 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			// The client's body failed, not the backend.
 			return fmt.Errorf("%w: %w", ErrClientBody, x.upload.err)
 		}
+		err = safeError(err)
 		x.backendFailed(b, err)
 		kind := classify(err)
 		if x.upload.streamed && (x.upload.started || !upReq.IsBodyStream()) {

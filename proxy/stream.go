@@ -126,6 +126,9 @@ func (r *responseBody) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		r.eof = true
+	} else if err != nil {
+		// The server hands it back to CloseWithError, for Result.Err.
+		err = safeError(err)
 	}
 	return n, err
 }
