@@ -15,4 +15,13 @@
 //
 // Pool and Proxy are immutable after construction and safe for concurrent use;
 // a configuration reload builds new ones and swaps them in.
+//
+// One request, top to bottom: options.go ([Options], [New]); forward.go
+// ([Proxy.Handle] and the per-request exchange); upload.go (the request body:
+// buffered for replay, or streamed for model uploads); retry.go (attempts
+// across backends, and which failures may be retried); stream.go (the
+// response body passed on); result.go ([Result], [Finisher]). Below them:
+// conn.go and frames.go (a backend connection's timeouts, and when it may
+// be reused), backend.go, pool.go, route.go, models.go, headers.go,
+// errors.go.
 package proxy

@@ -93,7 +93,7 @@ func serveProxyOpts(t *testing.T, backendAddr string, popts proxy.Options, fin p
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, fin) }, StreamRequestBody: true}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, fin) }, StreamRequestBody: true}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {

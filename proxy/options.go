@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Options configure a Proxy. The zero value of a field selects the default
+// given in its comment.
+type Options struct {
+	// MaxRequestBodyBytes caps request bodies, which are buffered so that a
+	// failed attempt can be replayed on another backend. Larger bodies get
+	// 413. Bodies of uploads (ollamaapi.Route.Upload: POST /api/blobs/*
+	// and /api/create, model files of gigabytes) are streamed instead and
+	// not capped. Default 64 MiB.
+	MaxRequestBodyBytes int64
+	// IdleTimeout bounds the client side of a stream: the silence while
+	// reading a request body and the time to write one response chunk.
+	// Default 5 min.
+	IdleTimeout time.Duration
+	// OnBackendError, if set, is called for every failed attempt to reach
+	// a backend (before any response byte), for metrics and passive health
+	// checks. FailureKind tells a dead backend ("connect", "timeout") from
+	// a busy one or a stale pooled connection.
+	OnBackendError func(*Backend, error)
+	// Logger receives backend errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy forwards requests to a Pool. It is immutable and safe for
+// concurrent use.
+type Proxy struct {
+	pool      *Pool
+	opts      Options
+	exchanges sync.Pool
+}
+
+// New returns a Proxy over pool.
+func New(pool *Pool, opts Options) *Proxy {
+	if opts.MaxRequestBodyBytes <= 0 {
+		opts.MaxRequestBodyBytes = 64 << 20
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Proxy{pool: pool, opts: opts}
+	p.exchanges.New = func() any { return &exchange{p: p} }
+	return p
+}
+
+// Pool returns the proxy's backend pool.
+func (p *Proxy) Pool() *Pool { return p.pool }

@@ -1,0 +1,85 @@
+package proxy
+
+import "time"
+
+// tailSize is how much of the end of a text response is kept for
+// Result.Tail: enough for Ollama's final NDJSON line (about 350 bytes) and
+// an OpenAI usage chunk followed by "data: [DONE]".
+const tailSize = 2048
+
+// Result describes one finished exchange. It is passed to the Finisher given
+// to Proxy.Handle and is valid only during its Finish call.
+type Result struct {
+	// Backend is the backend that answered, or the last one tried; nil if
+	// the request never reached the backend stage.
+	Backend *Backend
+	// Status is the status code sent to the client.
+	Status int
+	// Start is when the gateway began handling the request.
+	Start time.Time
+	// FirstByte is the time from Start to the first response body byte
+	// from the backend; zero if the body was empty.
+	FirstByte time.Duration
+	// Duration is the time from Start to the end of the response body.
+	Duration time.Duration
+	// BytesOut counts response body bytes passed to the client.
+	BytesOut int64
+	// Err is what ended the exchange early (client gone, backend error);
+	// nil when the response was delivered completely.
+	Err error
+
+	tail []byte
+}
+
+// Tail returns up to the last 2 KiB of a JSON, NDJSON or SSE response body
+// (for a chat stream: its final line with the token counts), nil for other
+// content types. The slice is valid only during the Finish call.
+func (r *Result) Tail() []byte { return r.tail }
+
+// Finisher is told the Result of an exchange once its response has been
+// passed on completely or abandoned: for a stream, after Handle returned,
+// from the goroutine serving the request, while the RequestCtx is still
+// valid. The Result is valid only during the call.
+type Finisher interface {
+	Finish(*Result)
+}
+
+// ring keeps the last tailSize bytes written to it.
+type ring struct {
+	buf [tailSize]byte
+	n   int64 // total bytes written
+}
+
+func (r *ring) write(p []byte) {
+	if len(p) >= tailSize {
+		copy(r.buf[:], p[len(p)-tailSize:])
+		r.n = tailSize // position 0 is the oldest byte
+		return
+	}
+	off := int(r.n % tailSize)
+	k := copy(r.buf[off:], p)
+	copy(r.buf[:], p[k:])
+	r.n += int64(len(p))
+}
+
+// bytes linearizes the ring in place and returns its content, oldest first.
+func (r *ring) bytes() []byte {
+	if r.n <= tailSize {
+		return r.buf[:r.n]
+	}
+	off := int(r.n % tailSize)
+	// Rotate left by off with three reversals: no extra buffer.
+	reverse(r.buf[:off])
+	reverse(r.buf[off:])
+	reverse(r.buf[:])
+	r.n = tailSize
+	return r.buf[:]
+}
+
+func reverse(b []byte) {
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+}
+
+func (r *ring) reset() { r.n = 0 }

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// roundTrip sends upReq to backends in round-robin order until one answers
+// or an error may not be retried. A request routed by model (route.go)
+// tries the available backends known to have its model first, each once in
+// their own round-robin order (the stale-connection retry below goes to the
+// same one if no other has the model), then the others as any request. At
+// most max(2, pool size) attempts are made:
+//   - a connection that could not be made (or no free connection) is
+//     retried on the next backend: nothing was sent;
+//   - a connection closed under us before any response byte (a stale
+//     keep-alive connection) is retried once, after dropping that backend's
+//     idle connections, so a single backend gets a fresh one. Only once: the
+//     request may have reached a backend that then died on it, and it must
+//     not be replayed on every backend in turn;
+//   - a pooled connection that was unsafe to reuse (deadlineConn: unread
+//     bytes, closed, or an ambiguous last response) is closed before any
+//     byte is sent, with that backend's other idle connections, and the
+//     request goes to the same backend again on a fresh one;
+//   - anything else (a first-byte timeout, a malformed answer) is final;
+//   - a streamed body that was read from cannot be sent again.
+func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response) error {
+	pool := x.p.pool
+	pos := pool.next.Add(1) - 1
+	attempts := max(2, pool.Len())
+	staleRetried := false
+	var err error
+	for range attempts {
+		b := x.route.next(pool)
+		if b == nil {
+			var at uint64
+			b, at = pool.pick(pos)
+			pos = at + 1
+		}
+		x.res.Backend = b
+		x.setURI(upReq, b)
+		if x.upload.streamed && !x.upload.started && x.api.HeadFirst {
+			// Ollama answers a blob it already has without reading the
+			// body, but fasthttp writes the whole body first and fails
+			// on the closed connection: ask first, as Ollama's own
+			// client does.
+			if x.blobExists(upReq, b) {
+				return errBlobExists
+			}
+		}
+		b.inFlight.Add(1)
+		err = b.client.Do(upReq, upResp)
+		if err == nil {
+			x.counted = true
+			return nil
+		}
+		b.inFlight.Add(-1)
+		if x.upload.err != nil {
+			// The client's body failed, not the backend.
+			return fmt.Errorf("%w: %w", ErrClientBody, x.upload.err)
+		}
+		err = safeError(err)
+		x.backendFailed(b, err)
+		kind := classify(err)
+		if x.upload.streamed && (x.upload.started || !upReq.IsBodyStream()) {
+			return err
+		}
+		switch kind {
+		case failDial, failBusy:
+			continue
+		case failUnsafe:
+			// Nothing was sent; the backend's other idle connections
+			// are suspect too.
+			b.client.CloseIdleConnections()
+			x.route.retryLast()
+			continue
+		case failStale:
+			if staleRetried {
+				return err
+			}
+			staleRetried = true
+			b.client.CloseIdleConnections()
+			x.route.retryLast()
+			continue
+		}
+		return err
+	}
+	return err
+}
+
+// backendFailed logs and reports a failed attempt to reach backend b.
+func (x *exchange) backendFailed(b *Backend, err error) {
+	x.p.opts.Logger.Warn("backend request failed", "backend", b.name, "err", err)
+	if f := x.p.opts.OnBackendError; f != nil {
+		f(b, err)
+	}
+}
+
+// errBlobExists ends an upload the backend does not need.
+var errBlobExists = errors.New("proxy: blob exists")
+
+// blobExists asks backend b (HEAD, same URI as upReq) whether it has the
+// blob; any failure means "no", and the upload goes ahead.
+func (x *exchange) blobExists(upReq *fasthttp.Request, b *Backend) bool {
+	head := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(head)
+	defer fasthttp.ReleaseResponse(resp)
+	upReq.Header.CopyTo(&head.Header)
+	head.Header.SetMethod(fasthttp.MethodHead)
+	head.Header.SetContentLength(0)
+	head.SetRequestURIBytes(x.scratch) // setURI left upReq's full URI there
+	resp.SkipBody = true
+	if err := b.client.Do(head, resp); err != nil {
+		return false
+	}
+	return resp.StatusCode() == fasthttp.StatusOK
+}
+
+// failure classifies an error from HostClient.Do for the retry decision.
+type failure int
+
+const (
+	failOther  failure = iota // final: timeout, malformed answer, ...
+	failDial                  // the connection could not be made: nothing was sent
+	failBusy                  // every connection to the backend is busy: nothing was sent
+	failStale                 // the connection closed before any response byte
+	failUnsafe                // a pooled connection was unsafe to reuse: nothing was sent
+)
+
+// errBadStatus: the backend answered with a status the proxy does not pass
+// on (outside 100-599, or 101).
+var errBadStatus = errors.New("proxy: backend answered with an invalid status")
+
+// FailureKind names the kind of a backend error for metrics: "connect",
+// "busy", "closed" (a connection closed before any response byte, or a
+// pooled one unsafe to reuse), "timeout" or "other".
+func FailureKind(err error) string {
+	switch classify(err) {
+	case failDial:
+		return "connect"
+	case failBusy:
+		return "busy"
+	case failStale, failUnsafe:
+		return "closed"
+	}
+	if isTimeout(err) {
+		return "timeout"
+	}
+	return "other"
+}
+
+func classify(err error) failure {
+	switch {
+	case isDialError(err), errors.Is(err, syscall.ECONNREFUSED):
+		return failDial
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return failBusy
+	case errors.Is(err, errUnsafeConn):
+		return failUnsafe
+	case errors.Is(err, fasthttp.ErrConnectionClosed),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return failStale
+	}
+	return failOther
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
