@@ -213,8 +213,8 @@ func (g *Gateway) backendError(b *proxy.Backend, err error) {
 	}
 }
 
-// Close stops the gateway's background work. The server must be shut down
-// first.
+// Close stops the gateway's background work and closes the connections to
+// its backends. The server must be shut down first.
 func (g *Gateway) Close() {
 	g.stop()
 	g.reloadMu.Lock()
@@ -225,6 +225,7 @@ func (g *Gateway) Close() {
 	}
 	g.reloadMu.Unlock()
 	g.bg.Wait()
+	g.State().Proxy.Pool().Close()
 }
 
 // State returns the live snapshot.

@@ -68,7 +68,6 @@ func serve(t testing.TB, ln net.Listener, cfg *config.Config, log *slog.Logger, 
 		ln.Close()
 		<-done
 		gw.Close()
-		gw.State().Proxy.Pool().Close()
 	})
 	return &testGateway{gw: gw, URL: "http://" + ln.Addr().String()}
 }

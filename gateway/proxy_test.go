@@ -3,13 +3,18 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ollama/ollama/api"
 
+	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
 )
 
@@ -210,5 +215,65 @@ func TestGatewayNamespace(t *testing.T) {
 	}
 	if fake.RequestsTo("/config/nope") != 0 {
 		t.Error("a /config/ request reached Ollama")
+	}
+}
+
+// TestCloseClosesBackends (issue 11 item 5): Close closes the gateway's
+// pooled backend connections itself; no caller has to reach into the
+// proxy's pool.
+func TestCloseClosesBackends(t *testing.T) {
+	states := make(chan http.ConnState, 64)
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = io.WriteString(w, `{"version":"0.17.4"}`)
+	}))
+	backend.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew || s == http.StateClosed || s == http.StateHijacked {
+			states <- s
+		}
+	}
+	backend.Start()
+	defer backend.Close()
+
+	cfg := config.Default()
+	cfg.OllamaAddresses = []string{backend.URL}
+	cfg.APIKeys = []string{testKey}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := New(&cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := gw.NewServer()
+	ln := listen(t)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	if status, _, body := get(t, "http://"+ln.Addr().String()+"/api/version"); status != 200 {
+		t.Fatalf("GET /api/version: %d %s", status, body)
+	}
+	_ = srv.Shutdown()
+	ln.Close()
+	<-done
+	gw.Close()
+
+	// Under fasthttp's idle connection timeout (10 s), which would close
+	// them anyway.
+	open := 0
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case s := <-states:
+			if s == http.StateNew {
+				open++
+			} else {
+				open--
+			}
+		case <-timeout:
+			t.Fatalf("%d backend connections still open after Close; want 0", open)
+		}
+		if open == 0 && len(states) == 0 {
+			return
+		}
 	}
 }

@@ -166,7 +166,6 @@ func shutdown(srv *fasthttp.Server, gw *gateway.Gateway, log *slog.Logger, sig o
 		return 1
 	}
 	gw.Close()
-	gw.State().Proxy.Pool().Close()
 	log.Info("stopped")
 	return 0
 }
