@@ -249,20 +249,17 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 		r.finishHere(ctx)
 		return
 	}
-	defer p.corsHeaders(ctx)
 	if !g.checkIP(ctx, p, r) || p.preflight(ctx) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) {
+		p.corsHeaders(ctx)
 		r.finishHere(ctx)
 		return
 	}
-	rate := r.rate
-	// The proxy finishes r, maybe before Handle returns; r stays ours
-	// until then, to give back what its body held.
+	// The proxy calls r.ModifyResponse once the backend's headers are in
+	// place, then r.Finish, maybe before Handle returns; r stays ours until
+	// then, to give back what its body held.
 	r.refs++
 	defer r.handled(ctx)
 	st.Proxy.Handle(ctx, r.route, r)
-	if p.rateOn {
-		setRateHeaders(ctx, rate)
-	}
 }
 
 // serveConfig answers the gateway's admin namespace /config/*: admin scope.

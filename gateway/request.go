@@ -40,6 +40,9 @@ type request struct {
 
 var requests = sync.Pool{New: func() any { return new(request) }}
 
+// The proxy finds the hook by a type assertion: keep it checked.
+var _ proxy.ResponseModifier = (*request)(nil)
+
 func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
 	r := requests.Get().(*request)
 	r.g, r.st, r.start = g, st, time.Now()
@@ -98,6 +101,17 @@ func (r *request) unref() {
 func (r *request) discard() {
 	*r = request{}
 	requests.Put(r)
+}
+
+// ModifyResponse adds the gateway's own headers (CORS, rate limit) to the
+// answer the proxy passes on, after the backend's. It implements
+// proxy.ResponseModifier.
+func (r *request) ModifyResponse(ctx *fasthttp.RequestCtx) {
+	p := r.st.policy
+	p.corsHeaders(ctx)
+	if p.rateOn {
+		setRateHeaders(ctx, r.rate)
+	}
 }
 
 // finishHere finishes a request the gateway answered itself.

@@ -19,6 +19,7 @@ type exchange struct {
 	api     *ollamaapi.Route // the request's route
 	counted bool             // res.Backend.inFlight was incremented
 	fin     Finisher
+	mod     ResponseModifier // fin, if it is one
 	upload  uploadBody
 	route   route // model-aware selection, set with the buffered body
 	body    responseBody
@@ -31,7 +32,9 @@ type exchange struct {
 // and path, looked up once by the caller); nil looks it up. Connection
 // failures before any response byte are retried on the next backend;
 // errors are answered as JSON {"error": ...}. f, if not nil, is called
-// exactly once with the Result.
+// exactly once with the Result; if it is also a ResponseModifier, its
+// ModifyResponse is called before, once the response's status and headers
+// are set.
 func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher) {
 	if rt == nil {
 		rt = ollamaapi.Lookup(ctx.Method(), ctx.Path())
@@ -40,6 +43,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher
 	x.ctx = ctx
 	x.api = rt
 	x.fin = f
+	x.mod, _ = f.(ResponseModifier)
 	x.res = Result{Start: time.Now()}
 
 	upReq := fasthttp.AcquireRequest()
@@ -66,6 +70,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher
 			x.discardBody(ctx.RequestBodyStream())
 			ctx.SetStatusCode(fasthttp.StatusOK)
 			x.res.Status = fasthttp.StatusOK
+			x.modify()
 			x.finish(nil)
 			return
 		}
@@ -93,6 +98,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher
 	}
 	x.res.Status = upResp.StatusCode()
 	copyResponseHeaders(&ctx.Response.Header, &upResp.Header)
+	x.modify()
 	if buffered {
 		x.passBuffered(upResp)
 		return
@@ -179,7 +185,16 @@ func (x *exchange) fail(err error) {
 	}
 	WriteError(x.ctx, status, msg)
 	x.res.Status = status
+	x.modify()
 	x.finish(err)
+}
+
+// modify lets the Finisher add its headers, once the response's own are
+// set.
+func (x *exchange) modify() {
+	if x.mod != nil {
+		x.mod.ModifyResponse(x.ctx)
+	}
 }
 
 // finish reports the result and returns x to the pool. It runs exactly once
@@ -197,7 +212,7 @@ func (x *exchange) finish(err error) {
 	if x.fin != nil {
 		x.fin.Finish(&x.res)
 	}
-	x.fin = nil
+	x.fin, x.mod = nil, nil
 	x.ctx = nil
 	x.api = nil
 	x.res = Result{}

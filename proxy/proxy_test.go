@@ -33,6 +33,12 @@ import (
 // Backend errors are logged to t.Log when opts.Logger is nil.
 func startProxy(t testing.TB, opts proxy.Options, bopts proxy.BackendOptions, backends ...string) string {
 	t.Helper()
+	return startProxyFor(t, nil, opts, bopts, backends...)
+}
+
+// startProxyFor is startProxy handing every request's results to fin.
+func startProxyFor(t testing.TB, fin proxy.Finisher, opts proxy.Options, bopts proxy.BackendOptions, backends ...string) string {
+	t.Helper()
 	var bs []*proxy.Backend
 	for _, u := range backends {
 		b, err := proxy.NewBackend(u, bopts)
@@ -54,7 +60,7 @@ func startProxy(t testing.TB, opts proxy.Options, bopts proxy.BackendOptions, ba
 		t.Fatal(err)
 	}
 	srv := &fasthttp.Server{
-		Handler:                      func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil) },
+		Handler:                      func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, fin) },
 		ReadBufferSize:               16 << 10,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
@@ -395,5 +401,76 @@ func TestRequestBodyLimit(t *testing.T) {
 	status, _, _ = post(t, url+"/_test/echo", string(big[:1<<20]))
 	if status != 200 {
 		t.Errorf("body at the limit: %d; want 200", status)
+	}
+}
+
+// modifier records the calls of a ResponseModifier and its Finisher and adds
+// a header.
+type modifier struct {
+	mu     sync.Mutex
+	calls  []string // "modify <Content-Type seen>" and "finish <status>", in order
+	finish chan struct{}
+}
+
+func (m *modifier) ModifyResponse(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("X-Added", "yes")
+	m.mu.Lock()
+	m.calls = append(m.calls, "modify "+string(ctx.Response.Header.ContentType()))
+	m.mu.Unlock()
+}
+
+func (m *modifier) Finish(res *proxy.Result) {
+	m.mu.Lock()
+	m.calls = append(m.calls, fmt.Sprintf("finish %d", res.Status))
+	m.mu.Unlock()
+	m.finish <- struct{}{}
+}
+
+// TestResponseModifier (issue 11 item 5): a Finisher that is a
+// ResponseModifier adds its headers through the hook, once per request,
+// after the backend's headers (or the proxy's error answer) are in place
+// and before Finish: on a stream, a response read whole, a HEAD and an
+// error.
+func TestResponseModifier(t *testing.T) {
+	fake := ollamatest.New(t)
+	m := &modifier{finish: make(chan struct{}, 1)}
+	url := startProxyFor(t, m, proxy.Options{}, proxy.BackendOptions{}, fake.URL)
+	dead := startProxyFor(t, m, proxy.Options{}, proxy.BackendOptions{}, deadAddress(t))
+	cases := []struct {
+		name, method, url, body string
+		status                  int
+		contentType             string
+	}{
+		{"stream", "POST", url + "/api/chat", `{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`, 200, "application/x-ndjson"},
+		{"read whole", "GET", url + "/api/version", "", 200, "application/json; charset=utf-8"},
+		{"head", "HEAD", url + "/", "", 200, "text/plain; charset=utf-8"},
+		{"error", "POST", dead + "/api/chat", `{}`, 502, "application/json; charset=utf-8"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m.mu.Lock()
+			m.calls = nil
+			m.mu.Unlock()
+			req, err := http.NewRequest(tc.method, tc.url, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			<-m.finish
+			if resp.StatusCode != tc.status || resp.Header.Get("X-Added") != "yes" {
+				t.Errorf("status %d, X-Added %q; want %d, yes", resp.StatusCode, resp.Header.Get("X-Added"), tc.status)
+			}
+			m.mu.Lock()
+			got := strings.Join(m.calls, ", ")
+			m.mu.Unlock()
+			if want := fmt.Sprintf("modify %s, finish %d", tc.contentType, tc.status); got != want {
+				t.Errorf("calls: %s; want %s", got, want)
+			}
+		})
 	}
 }

@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
 
 // tailSize is how much of the end of a text response is kept for
 // Result.Tail: enough for Ollama's final NDJSON line (about 350 bytes) and
@@ -42,6 +46,17 @@ func (r *Result) Tail() []byte { return r.tail }
 // valid. The Result is valid only during the call.
 type Finisher interface {
 	Finish(*Result)
+}
+
+// ResponseModifier may be implemented by the Finisher given to Proxy.Handle
+// to add headers of its own to the answer, as httputil.ReverseProxy's
+// ModifyResponse does. ModifyResponse is called exactly once per request,
+// from Handle, before Finish: after the backend's status and end-to-end
+// headers were copied to ctx.Response (or the proxy's own error answer was
+// set there), before anything is written to the client. It may set
+// headers; it must not touch the body, which may be a stream.
+type ResponseModifier interface {
+	ModifyResponse(ctx *fasthttp.RequestCtx)
 }
 
 // ring keeps the last tailSize bytes written to it.
