@@ -121,6 +121,9 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		}
 		if c.frames.active {
 			c.frames.feed(p[:n])
+			if c.frames.badStatus {
+				return 0, errBadStatus
+			}
 		}
 	}
 	return n, err

@@ -9,15 +9,18 @@ package proxy
 //     chunked, as RFC 9112 section 6.3 says, but the two framings disagree
 //     on where the next response starts: the connection must be closed);
 //   - 101 Switching Protocols (what follows is not HTTP);
-//   - a status outside 100-599.
+//   - a status outside 100-599 (badStatus: deadlineConn fails the read,
+//     so no such status is ever passed on, 000 included, which fasthttp
+//     would report as 200).
 //
 // Interim 1xx responses (but 101) are skipped, as fasthttp skips them. Only
 // header bytes are examined, once; the scan stops at the end of the final
 // header block. Header names are matched as fasthttp matches them: case
 // insensitively, with spaces before the colon ignored.
 type frameCheck struct {
-	active bool // reading a response's header blocks
-	unsafe bool // the connection must not be reused
+	active    bool // reading a response's header blocks
+	unsafe    bool // the connection must not be reused
+	badStatus bool // a status line with a code outside 100-599
 
 	lineStart bool // the next byte starts a line
 	status    bool // the current line is a status line
@@ -117,6 +120,9 @@ func (f *frameCheck) endLine() {
 		f.status = false
 		if f.statusPos != 4 {
 			f.code = -1
+		} else if f.code < 100 || f.code > 599 {
+			// fasthttp would report a 000 as 200: fail the read.
+			f.badStatus, f.unsafe, f.active = true, true, false
 		}
 		return
 	}

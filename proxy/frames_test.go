@@ -43,6 +43,7 @@ func TestFrameCheck(t *testing.T) {
 		{"status 600", "HTTP/1.1 600 Odd\r\n\r\n", true},
 		{"status 099", "HTTP/1.1 099 Odd\r\n\r\n", true},
 		{"status 599", "HTTP/1.1 599 Odd\r\n\r\n", false},
+		{"status 000", "HTTP/1.1 000 OK\r\n\r\n", true},
 		{"two-digit status", "HTTP/1.1 20 OK\r\n\r\n", true},
 		{"no status", "HTTP/1.1\r\n\r\n", true},
 	}

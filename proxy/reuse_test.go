@@ -136,6 +136,8 @@ func TestNoResponseToTheWrongClient(t *testing.T) {
 		{"status 600", "HTTP/1.1 600 Odd\r\nContent-Length: 13\r\n\r\n" + one, 502, ""},
 		{"status 999", "HTTP/1.1 999 Odd\r\nContent-Length: 13\r\n\r\n" + one, 502, ""},
 		{"status 099", "HTTP/1.1 099 Odd\r\nContent-Length: 13\r\n\r\n" + one, 502, ""},
+		{"status 000", "HTTP/1.1 000 OK\r\nContent-Length: 13\r\n\r\n" + one, 502, ""},
+		{"interim then status 600", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 600 Odd\r\nContent-Length: 13\r\n\r\n" + one, 502, ""},
 	}
 	for _, late := range []bool{false, true} {
 		for _, tc := range cases {
