@@ -135,17 +135,18 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 			return nil, err
 		}
 		if tlsConf == nil {
-			return newDeadlineConn(c, first, idle), nil
+			return newDeadlineConn(c, first, idle, true), nil
 		}
 		// The handshake is part of connecting: bounded by DialTimeout,
 		// not by the first-byte budget. The returned conn has a Handshake
 		// method, so fasthttp does not wrap it again.
-		tc := tls.Client(newDeadlineConn(c, first, idle), tlsConf)
+		raw := newDeadlineConn(c, first, idle, false)
+		tc := tls.Client(raw, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: c.RemoteAddr(), Err: err}
 		}
-		return tc, nil
+		return &guardedTLSConn{Conn: tc, guard: reuseGuard{raw: raw}}, nil
 	}
 	hc := &fasthttp.HostClient{
 		Addr:               addr,

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -28,12 +29,9 @@ var errUnsafeConn = errors.New("proxy: pooled backend connection has unread byte
 //   - after that, successive reads may be at most idle apart, however long
 //     the whole stream lasts; writes likewise.
 //
-// It also keeps one client's answer from reaching another: a connection is
-// reused only if nothing is waiting to be read on it when the next request
-// starts (a response has no business arriving before its request) and its
-// last response was framed unambiguously (frameCheck). Otherwise the first
-// write fails with errUnsafeConn and the connection is closed, before any
-// byte of the request was sent.
+// On a plain connection it also carries the reuseGuard; under TLS the
+// guard sits above the TLS layer (guardedTLSConn), where the HTTP bytes
+// are, and uses this connection only for its peek.
 //
 // A connection is used by one exchange at a time and fasthttp hands it
 // between goroutines through its pool, so no locking is needed. Close may be
@@ -43,33 +41,33 @@ type deadlineConn struct {
 	firstByte, idle time.Duration
 
 	awaiting      bool      // a request was written, no response byte read yet
-	used          bool      // a request was written before: the conn was pooled
 	readDeadline  time.Time // deadline currently set for reads
 	writeDeadline time.Time // deadline currently set for writes
-	frames        frameCheck
+	guarded       bool      // guard is in use (not under TLS)
+	guard         reuseGuard
 	peek          peeker
 }
 
-func newDeadlineConn(c net.Conn, firstByte, idle time.Duration) *deadlineConn {
-	d := &deadlineConn{Conn: c, firstByte: firstByte, idle: idle}
+// newDeadlineConn wraps c, guarding its reuse unless guard is false (a TLS
+// connection will be guarded above its TLS layer).
+func newDeadlineConn(c net.Conn, firstByte, idle time.Duration, guard bool) *deadlineConn {
+	d := &deadlineConn{Conn: c, firstByte: firstByte, idle: idle, guarded: guard}
 	d.peek.init(c)
+	d.guard.raw = d
 	return d
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	now := time.Now()
+	if c.guarded && !c.guard.beginWrite(now) {
+		c.Conn.Close()
+		return 0, errUnsafeConn
+	}
 	if !c.awaiting {
-		// A new exchange starts (fasthttp writes a whole request before
-		// it reads the response).
-		if c.used && !c.reusable(now) {
-			c.Conn.Close()
-			return 0, errUnsafeConn
-		}
-		c.used = true
 		c.awaiting = true
-		// The previous read deadline belongs to the last exchange.
+		// A new exchange starts: the previous read deadline belongs to
+		// the last one.
 		c.readDeadline = time.Time{}
-		c.frames.start()
 	}
 	if want := now.Add(c.idle); want.Sub(c.writeDeadline) > deadlineSlack {
 		if err := c.Conn.SetWriteDeadline(want); err != nil {
@@ -78,24 +76,6 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 		c.writeDeadline = want
 	}
 	return c.Conn.Write(p)
-}
-
-// reusable reports whether the pooled connection may carry a new request:
-// the last response was framed unambiguously and nothing is waiting to be
-// read, not even an end of file.
-func (c *deadlineConn) reusable(now time.Time) bool {
-	if c.frames.unsafe {
-		return false
-	}
-	if !c.readDeadline.IsZero() && now.After(c.readDeadline) {
-		// A deadline that passed while the connection sat in the pool
-		// would fail the check below.
-		if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
-			return false
-		}
-		c.readDeadline = time.Time{}
-	}
-	return c.peek.idle()
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
@@ -119,11 +99,97 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 			// not a second later.
 			c.readDeadline = time.Time{}
 		}
-		if c.frames.active {
-			c.frames.feed(p[:n])
-			if c.frames.badStatus {
-				return 0, errBadStatus
+		if c.guarded {
+			if gerr := c.guard.read(p[:n]); gerr != nil {
+				return 0, gerr
 			}
+		}
+	}
+	return n, err
+}
+
+// idleNow reports whether nothing, not even an end of file, waits to be
+// read on the connection.
+func (c *deadlineConn) idleNow(now time.Time) bool {
+	if !c.readDeadline.IsZero() && now.After(c.readDeadline) {
+		// A deadline that passed while the connection sat in the pool
+		// would fail the peek.
+		if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+			return false
+		}
+		c.readDeadline = time.Time{}
+	}
+	return c.peek.idle()
+}
+
+// reuseGuard keeps one client's answer from reaching another: a pooled
+// connection carries a new request only if nothing waits to be read on it
+// when the request starts (a response has no business arriving before its
+// request) and its last response was framed unambiguously (frameCheck).
+// Otherwise the first write fails with errUnsafeConn and the connection is
+// closed, before any byte of the request was sent. It relies on fasthttp
+// writing a whole request before reading its response.
+type reuseGuard struct {
+	raw      *deadlineConn // the TCP connection, for the peek
+	used     bool          // a request was written before: the conn was pooled
+	awaiting bool          // a request was written, no response byte read yet
+	frames   frameCheck
+}
+
+// beginWrite is called before every write of a request; when a new request
+// starts on a pooled connection it reports whether the connection may carry
+// it.
+func (g *reuseGuard) beginWrite(now time.Time) bool {
+	if g.awaiting {
+		return true
+	}
+	if g.used && !g.reusable(now) {
+		return false
+	}
+	g.used, g.awaiting = true, true
+	g.frames.start()
+	return true
+}
+
+// reusable reports whether the pooled connection may carry a new request.
+func (g *reuseGuard) reusable(now time.Time) bool {
+	return !g.frames.unsafe && g.raw.idleNow(now)
+}
+
+// read examines response bytes as they are read; errBadStatus fails the
+// read of a status line with a code outside 100-599.
+func (g *reuseGuard) read(p []byte) error {
+	g.awaiting = false
+	if g.frames.active {
+		g.frames.feed(p)
+		if g.frames.badStatus {
+			return errBadStatus
+		}
+	}
+	return nil
+}
+
+// guardedTLSConn is a TLS connection whose reuse is guarded on its
+// plaintext. Its Handshake method (of the embedded tls.Conn) tells fasthttp
+// it is a TLS connection already.
+type guardedTLSConn struct {
+	*tls.Conn
+	guard reuseGuard
+}
+
+func (c *guardedTLSConn) Write(p []byte) (int, error) {
+	if !c.guard.beginWrite(time.Now()) {
+		c.Conn.Close()
+		return 0, errUnsafeConn
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *guardedTLSConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if gerr := c.guard.read(p[:n]); gerr != nil {
+			return 0, gerr
 		}
 	}
 	return n, err

@@ -24,7 +24,7 @@ func connPair(t *testing.T) (*deadlineConn, net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
-	return newDeadlineConn(c, time.Minute, time.Minute), s
+	return newDeadlineConn(c, time.Minute, time.Minute, true), s
 }
 
 // TestReusable: a pooled connection is reusable while nothing waits on it;
@@ -47,10 +47,10 @@ func TestReusable(t *testing.T) {
 			tc.peer(s)
 			// Loopback delivers a write or a FIN to the peer's receive
 			// queue before the call returns.
-			if got := c.reusable(time.Now()); got != tc.want {
+			if got := c.guard.reusable(time.Now()); got != tc.want {
 				t.Errorf("reusable = %v; want %v", got, tc.want)
 			}
-			if tc.want && c.frames.unsafe {
+			if tc.want && c.guard.frames.unsafe {
 				t.Error("frames marked unsafe")
 			}
 		})
@@ -63,11 +63,11 @@ func TestReuseCheckNoAllocs(t *testing.T) {
 	c, _ := connPair(t)
 	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\nok")
 	allocs := testing.AllocsPerRun(1000, func() {
-		if !c.reusable(time.Now()) {
+		if !c.guard.reusable(time.Now()) {
 			t.Fatal("not reusable")
 		}
-		c.frames.start()
-		c.frames.feed(head)
+		c.guard.frames.start()
+		c.guard.frames.feed(head)
 	})
 	if allocs != 0 {
 		t.Errorf("reuse check allocates %v times; want 0", allocs)

@@ -2,14 +2,20 @@ package proxy_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/proxy"
 )
@@ -27,6 +33,7 @@ type hostileBackend struct {
 	injected chan struct{}
 	done     chan struct{}
 	wg       sync.WaitGroup
+	conns    atomic.Int64 // connections accepted
 }
 
 // injectedBody is the body of the unsolicited response.
@@ -38,6 +45,12 @@ func newHostileBackend(t *testing.T, first string, late bool) *hostileBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newHostileBackendOn(t, ln, first, late)
+}
+
+// newHostileBackendOn is newHostileBackend serving on ln.
+func newHostileBackendOn(t *testing.T, ln net.Listener, first string, late bool) *hostileBackend {
+	t.Helper()
 	h := &hostileBackend{ln: ln, first: first, late: late, inject: make(chan struct{}), injected: make(chan struct{}), done: make(chan struct{})}
 	h.wg.Add(1)
 	go h.serve()
@@ -52,6 +65,7 @@ func (h *hostileBackend) serve() {
 		if err != nil {
 			return
 		}
+		h.conns.Add(1)
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
@@ -65,7 +79,7 @@ func (h *hostileBackend) serve() {
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
 				q := req.URL.Query().Get("q")
-				if q != "first" {
+				if q != "first" || h.first == "" {
 					body := fmt.Sprintf(`{"q":%q}`, q)
 					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 					continue
@@ -172,6 +186,120 @@ func TestNoResponseToTheWrongClient(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestNoResponseToTheWrongClientTLS: the same over TLS, where the framing
+// is checked on the plaintext and the peek on the socket.
+func TestNoResponseToTheWrongClientTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	const one = `{"q":"first"}`
+	cases := []struct {
+		name, first string
+		late        bool
+	}{
+		{"complete", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n" + one, false},
+		{"CL then TE", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nd\r\n" + one + "\r\n0\r\n\r\n", false},
+		{"CL then TE, injected after the next request", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nd\r\n" + one + "\r\n0\r\n\r\n", true},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/api/version", "/other"} {
+			t.Run(tc.name+" "+path, func(t *testing.T) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := newHostileBackendOn(t, tls.NewListener(ln, &tls.Config{Certificates: ts.TLS.Certificates}), tc.first, tc.late)
+				b, err := proxy.NewBackend("https://"+h.ln.Addr().String(), proxy.BackendOptions{FirstByteTimeout: 5 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				proxy.TrustRootsForTest(b, roots)
+				addr := serveBackends(t, proxy.Options{}, b)
+				if status, body := rawGetKeep(t, addr, path+"?q=first"); status != 200 || body != one {
+					t.Errorf("first client: %d %q; want 200 %q", status, body, one)
+				}
+				if !tc.late {
+					h.inject <- struct{}{}
+					<-h.injected
+				}
+				for _, q := range []string{"second", "third"} {
+					status, body := rawGetKeep(t, addr, path+"?q="+q)
+					if want := `{"q":"` + q + `"}`; status != 200 || body != want {
+						t.Errorf("next client (%s): %d %q; want 200 %q", q, status, body, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// serveBackends serves a Proxy over bs on loopback until the test ends and
+// returns its address.
+func serveBackends(t *testing.T, opts proxy.Options, bs ...*proxy.Backend) string {
+	t.Helper()
+	pool, err := proxy.NewPool(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proxy.New(pool, opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil) }, StreamRequestBody: true}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-served
+		pool.Close()
+	})
+	return ln.Addr().String()
+}
+
+// TestHonestBackendConnectionReused: the reuse check costs an honest
+// backend no connection, over TCP and TLS: sequential requests share one.
+func TestHonestBackendConnectionReused(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	for _, useTLS := range []bool{false, true} {
+		for _, path := range []string{"/api/version", "/other"} {
+			t.Run(fmt.Sprintf("TLS %v %s", useTLS, path), func(t *testing.T) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				scheme := "http://"
+				if useTLS {
+					ln = tls.NewListener(ln, &tls.Config{Certificates: ts.TLS.Certificates})
+					scheme = "https://"
+				}
+				h := newHostileBackendOn(t, ln, "", false)
+				b, err := proxy.NewBackend(scheme+h.ln.Addr().String(), proxy.BackendOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if useTLS {
+					proxy.TrustRootsForTest(b, roots)
+				}
+				addr := serveBackends(t, proxy.Options{}, b)
+				for i := range 5 {
+					q := fmt.Sprint(i)
+					if status, body := rawGetKeep(t, addr, path+"?q="+q); status != 200 || body != `{"q":"`+q+`"}` {
+						t.Fatalf("request %d: %d %q", i, status, body)
+					}
+				}
+				if n := h.conns.Load(); n != 1 {
+					t.Errorf("backend accepted %d connections; want 1", n)
+				}
+			})
 		}
 	}
 }
