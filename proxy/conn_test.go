@@ -8,7 +8,7 @@ import (
 
 // connPair returns the two ends of a loopback TCP connection, the first
 // wrapped as the proxy wraps a backend connection.
-func connPair(t *testing.T) (*deadlineConn, net.Conn) {
+func connPair(t testing.TB) (*deadlineConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,4 +72,26 @@ func TestReuseCheckNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("reuse check allocates %v times; want 0", allocs)
 	}
+}
+
+// BenchmarkReuseCheck: what the guard adds to one request on a pooled
+// connection (the peek and the header scan).
+func BenchmarkReuseCheck(b *testing.B) {
+	c, _ := connPair(b)
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\nContent-Length: 20\r\n\r\n")
+	b.Run("peek", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !c.guard.reusable(time.Now()) {
+				b.Fatal("not reusable")
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.guard.frames.start()
+			c.guard.frames.feed(head)
+		}
+	})
 }

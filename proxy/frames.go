@@ -1,5 +1,7 @@
 package proxy
 
+import "bytes"
+
 // frameCheck reads along the header blocks of a backend response as they
 // pass through deadlineConn.Read and marks the connection unsafe to reuse
 // when the response leaves in doubt where it ends, so whatever follows might
@@ -47,7 +49,16 @@ func (f *frameCheck) newBlock() {
 
 // feed examines the next bytes read from the connection.
 func (f *frameCheck) feed(p []byte) {
-	for _, b := range p {
+	for i := 0; i < len(p); i++ {
+		if !f.lineStart && (f.inValue || (f.status && f.statusPos == 4)) {
+			// A header value or the reason phrase: only its end matters.
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				return
+			}
+			i += j
+		}
+		b := p[i]
 		if f.lineStart {
 			f.lineStart, f.inValue, f.spaced, f.badName, f.empty, f.nameLen = false, false, false, false, true, 0
 		}
