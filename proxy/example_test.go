@@ -37,7 +37,7 @@ func ExampleProxy() {
 		log.Fatal(err)
 	}
 	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil) },
+		Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, nil) },
 		// Model uploads stream through instead of sitting in memory.
 		StreamRequestBody: true,
 	}

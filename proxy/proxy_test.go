@@ -60,7 +60,7 @@ func startProxyFor(t testing.TB, fin proxy.Finisher, opts proxy.Options, bopts p
 		t.Fatal(err)
 	}
 	srv := &fasthttp.Server{
-		Handler:                      func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, fin) },
+		Handler:                      func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, fin) },
 		ReadBufferSize:               16 << 10,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,

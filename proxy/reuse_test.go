@@ -251,7 +251,7 @@ func serveBackends(t *testing.T, opts proxy.Options, bs ...*proxy.Backend) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil) }, StreamRequestBody: true}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, nil) }, StreamRequestBody: true}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
