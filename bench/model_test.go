@@ -56,7 +56,7 @@ func startModelGateway(b *testing.B, lists bool, backends ...string) string {
 	if lists {
 		ready = func(gw *gateway.Gateway) {
 			deadline := time.Now().Add(10 * time.Second)
-			for _, be := range gw.State().Proxy.Pool().Backends() {
+			for _, be := range gw.Snapshot().Proxy.Pool().Backends() {
 				for be.Models() == nil {
 					if time.Now().After(deadline) {
 						b.Fatal("model lists not fetched within 10s")

@@ -151,8 +151,8 @@ func (g *Gateway) serveLive(ctx *fasthttp.RequestCtx) {
 // so a reload does not make the gateway unready.
 func (g *Gateway) serveReady(ctx *fasthttp.RequestCtx) {
 	ready := false
-	for _, b := range g.State().Proxy.Pool().Backends() {
-		ready = ready || b.State() == proxy.StateUp
+	for _, b := range g.Snapshot().Proxy.Pool().Backends() {
+		ready = ready || b.Health() == proxy.HealthUp
 	}
 	if ready {
 		writeJSON(ctx, fasthttp.StatusOK, struct {

@@ -30,7 +30,7 @@ func TestBodyGateNoAllocs(t *testing.T) {
 	ctx.Init2(conn, nil, false)
 
 	g := &Gateway{bodyGrace: time.Second}
-	st := &State{body: bodyLimits{total: 1 << 30, perKey: 1 << 30, maxBody: 1 << 20, minRate: 1, idle: time.Minute}}
+	st := &Snapshot{body: bodyLimits{total: 1 << 30, perKey: 1 << 30, maxBody: 1 << 20, minRate: 1, idle: time.Minute}}
 	key := &access.Key{ID: [16]byte{1}}
 	data := bytes.Repeat([]byte("x"), 100_000)
 	src := bytes.NewReader(data)

@@ -64,7 +64,7 @@ func isConfigPath(path string) bool {
 // body budget at this instant (503, or 429 for the key's share, with
 // Retry-After), so the client does not send it. Nothing is reserved: the
 // gate does that when the body comes.
-func (g *Gateway) expectBody(ctx *fasthttp.RequestCtx, st *State, r *request) bool {
+func (g *Gateway) expectBody(ctx *fasthttp.RequestCtx, st *Snapshot, r *request) bool {
 	size := int64(ctx.Request.Header.ContentLength())
 	if size <= 0 || r.route.Upload {
 		return true

@@ -27,10 +27,10 @@ import (
 	"github.com/ollamagw/ollama-gateway/telemetry"
 )
 
-// State is an immutable snapshot of the running configuration and what is
+// Snapshot is an immutable snapshot of the running configuration and what is
 // built from it. A request loads it once and uses it throughout, so a reload
-// that swaps in a new State never changes a request midway.
-type State struct {
+// that swaps in a new Snapshot never changes a request midway.
+type Snapshot struct {
 	// Config is the configuration the snapshot was built from.
 	Config *config.Config
 	// Proxy forwards to the configured backends.
@@ -41,10 +41,10 @@ type State struct {
 	body        bodyLimits // on buffered request bodies
 }
 
-// buildState builds a snapshot from cfg, which must be valid
+// buildSnapshot builds a snapshot from cfg, which must be valid
 // (config.Config.Validate), taking backends from reuse by address where
 // present.
-func (g *Gateway) buildState(cfg *config.Config, reuse map[string]*proxy.Backend) (*State, error) {
+func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Backend) (*Snapshot, error) {
 	backends := make([]*proxy.Backend, 0, len(cfg.OllamaAddresses))
 	opts := backendOptions(cfg)
 	for i, addr := range cfg.OllamaAddresses {
@@ -70,7 +70,7 @@ func (g *Gateway) buildState(cfg *config.Config, reuse map[string]*proxy.Backend
 	if cfg.Metrics.Enabled {
 		metricsPath = cfg.Metrics.Endpoint
 	}
-	return &State{
+	return &Snapshot{
 		Config:      cfg,
 		policy:      pol,
 		metricsPath: metricsPath,
@@ -85,9 +85,9 @@ func (g *Gateway) buildState(cfg *config.Config, reuse map[string]*proxy.Backend
 }
 
 // Gateway is the HTTP front of ollama-gateway. It is safe for concurrent
-// use; its State may be swapped at any time.
+// use; its Snapshot may be swapped at any time.
 type Gateway struct {
-	state  atomic.Pointer[State]
+	state  atomic.Pointer[Snapshot]
 	log    *slog.Logger
 	router *router.Router
 
@@ -135,7 +135,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 	if g.path != "" {
 		g.stamp = statOf(g.path)
 	}
-	st, err := g.buildState(cfg, nil)
+	st, err := g.buildSnapshot(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -181,15 +181,15 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 	return telemetry.New(telemetry.Options{
 		Namespace: ns,
-		APIKeys:   func() int { return g.State().policy.keys.Len() },
-		Servers:   func() int { return g.State().Proxy.Pool().Len() },
+		APIKeys:   func() int { return g.Snapshot().policy.keys.Len() },
+		Servers:   func() int { return g.Snapshot().Proxy.Pool().Len() },
 		Backends: func(yield func(string, bool, int64)) {
-			for _, b := range g.State().Proxy.Pool().Backends() {
+			for _, b := range g.Snapshot().Proxy.Pool().Backends() {
 				yield(b.Name(), b.Available(), b.InFlight())
 			}
 		},
 		BackendModels: func(yield func(string, int)) {
-			for _, b := range g.State().Proxy.Pool().Backends() {
+			for _, b := range g.Snapshot().Proxy.Pool().Backends() {
 				if m := b.Models(); m != nil {
 					yield(b.Name(), m.Len())
 				}
@@ -225,11 +225,11 @@ func (g *Gateway) Close() {
 	}
 	g.reloadMu.Unlock()
 	g.bg.Wait()
-	g.State().Proxy.Pool().Close()
+	g.Snapshot().Proxy.Pool().Close()
 }
 
-// State returns the live snapshot.
-func (g *Gateway) State() *State { return g.state.Load() }
+// Snapshot returns the live snapshot.
+func (g *Gateway) Snapshot() *Snapshot { return g.state.Load() }
 
 // Handler returns the gateway's request handler.
 func (g *Gateway) Handler() fasthttp.RequestHandler { return g.router.Handler }
@@ -278,7 +278,7 @@ func (g *Gateway) serveConfig(ctx *fasthttp.RequestCtx) {
 // admin key when admin keys are configured; else any API key, but only from
 // a loopback client that did not come through a proxy (a local reverse
 // proxy would make every remote client look local).
-func (g *Gateway) adminAllowed(ctx *fasthttp.RequestCtx, st *State, r *request) bool {
+func (g *Gateway) adminAllowed(ctx *fasthttp.RequestCtx, st *Snapshot, r *request) bool {
 	if st.policy.keys.HasAdminKeys() {
 		if !r.key.Admin {
 			g.refuse(telemetry.AuthNotAdmin)
@@ -306,7 +306,7 @@ func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx, v any) {
 // bounds each chunk instead), a header read deadline against slowloris, and
 // request bodies streamed so model uploads never sit in memory.
 func (g *Gateway) NewServer() *fasthttp.Server {
-	cfg := g.State().Config
+	cfg := g.Snapshot().Config
 	return &fasthttp.Server{
 		Handler:      g.Handler(),
 		ErrorHandler: g.serveBadRequest,

@@ -18,7 +18,7 @@ import (
 // backendOf returns the live backend configured as url.
 func backendOf(t testing.TB, gw *testGateway, url string) *proxy.Backend {
 	t.Helper()
-	for _, b := range gw.gw.State().Proxy.Pool().Backends() {
+	for _, b := range gw.gw.Snapshot().Proxy.Pool().Backends() {
 		if b.Name() == url {
 			return b
 		}
@@ -32,7 +32,7 @@ func backendOf(t testing.TB, gw *testGateway, url string) *proxy.Backend {
 func waitModels(t testing.TB, gw *testGateway) {
 	t.Helper()
 	eventually(t, "model lists fetched", func() bool {
-		for _, b := range gw.gw.State().Proxy.Pool().Backends() {
+		for _, b := range gw.gw.Snapshot().Proxy.Pool().Backends() {
 			if b.Models() == nil {
 				return false
 			}
@@ -167,14 +167,14 @@ func TestModelListsSurviveReload(t *testing.T) {
 	gw := startFileGateway(t, baseConfig(a.URL, b.URL))
 	waitModels(t, gw.testGateway)
 	before := map[string]*proxy.Models{}
-	for _, be := range gw.gw.State().Proxy.Pool().Backends() {
+	for _, be := range gw.gw.Snapshot().Proxy.Pool().Backends() {
 		before[be.Name()] = be.Models()
 	}
 
 	c := ollamatest.New(t, ollamatest.WithModels("phi3"))
 	cfg := baseConfig(a.URL, b.URL, c.URL)
 	cfg.LoadBalancer.HealthCheckTimeoutInMilliseconds = 4000 // restarts the checks
-	if _, err := gw.gw.Apply(&cfg); err != nil {
+	if _, err := gw.gw.apply(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	for _, url := range []string{a.URL, b.URL} {
@@ -211,7 +211,7 @@ func TestSingleBackendFetchesNoModels(t *testing.T) {
 	if n := fake.RequestsTo("/api/tags"); n != 0 {
 		t.Errorf("the backend's model list was requested %d times; want 0", n)
 	}
-	if gw.gw.State().Proxy.Pool().Backends()[0].Models() != nil {
+	if gw.gw.Snapshot().Proxy.Pool().Backends()[0].Models() != nil {
 		t.Error("a single backend's models are known")
 	}
 }

@@ -72,8 +72,8 @@ func (g *Gateway) Reload() (*ReloadResult, error) {
 	return g.applyLocked(cfg)
 }
 
-// Apply makes cfg (valid) the running configuration, as a reload does.
-func (g *Gateway) Apply(cfg *config.Config) (*ReloadResult, error) {
+// apply makes cfg (valid) the running configuration, as a reload does.
+func (g *Gateway) apply(cfg *config.Config) (*ReloadResult, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	return g.applyLocked(cfg)
@@ -121,18 +121,18 @@ func (g *Gateway) applyLocked(cfg *config.Config) (*ReloadResult, error) {
 // newStateReusing builds a snapshot of cfg that keeps old's Backend (its
 // connection pool and health) for every address whose connection settings
 // did not change.
-func (g *Gateway) newStateReusing(cfg *config.Config, old *State) (*State, error) {
+func (g *Gateway) newStateReusing(cfg *config.Config, old *Snapshot) (*Snapshot, error) {
 	reuse := map[string]*proxy.Backend{}
 	if old != nil && backendOptions(old.Config) == backendOptions(cfg) {
 		for _, b := range old.Proxy.Pool().Backends() {
 			reuse[b.Name()] = b
 		}
 	}
-	return g.buildState(cfg, reuse)
+	return g.buildSnapshot(cfg, reuse)
 }
 
 // describe reports what changes from old to st.
-func describe(old, st *State) *ReloadResult {
+func describe(old, st *Snapshot) *ReloadResult {
 	res := &ReloadResult{}
 	oldB, newB := old.Proxy.Pool().Backends(), st.Proxy.Pool().Backends()
 	for _, b := range newB {
@@ -192,7 +192,7 @@ func (g *Gateway) swapMetrics(old, cfg *config.Config) {
 
 // startHealth (re)starts the active health checks for the backends of st,
 // stopping those of the previous snapshot.
-func (g *Gateway) startHealth(st *State) {
+func (g *Gateway) startHealth(st *Snapshot) {
 	if g.healthStop != nil {
 		g.healthStop()
 		<-g.healthDone

@@ -210,17 +210,17 @@ func TestReloadReply(t *testing.T) {
 func TestReloadKeepsBackendPools(t *testing.T) {
 	a := ollamatest.New(t)
 	gw := startFileGateway(t, baseConfig(a.URL))
-	before := gw.gw.State().Proxy.Pool().Backends()[0]
+	before := gw.gw.Snapshot().Proxy.Pool().Backends()[0]
 	cfg := baseConfig(a.URL)
 	cfg.Logging = true
 	writeConfig(t, gw.path, cfg)
 	if _, err := gw.gw.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if after := gw.gw.State().Proxy.Pool().Backends()[0]; after != before {
+	if after := gw.gw.Snapshot().Proxy.Pool().Backends()[0]; after != before {
 		t.Error("an unchanged backend was rebuilt: its connection pool and health were lost")
 	}
-	if !gw.gw.State().Config.Logging {
+	if !gw.gw.Snapshot().Config.Logging {
 		t.Error("logging change not applied")
 	}
 }
@@ -237,7 +237,7 @@ func TestWatchConfigReloadsOnRename(t *testing.T) {
 	cfg := baseConfig(fake.URL)
 	cfg.APIKeys = append(cfg.APIKeys, "watched-key-000000000000")
 	writeConfig(t, gw.path, cfg)
-	eventually(t, "the file watch reloads a renamed-over config", func() bool { return gw.gw.State().policy.keys.Len() == 2 })
+	eventually(t, "the file watch reloads a renamed-over config", func() bool { return gw.gw.Snapshot().policy.keys.Len() == 2 })
 	if status, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer watched-key-000000000000", nil); status.StatusCode != 200 {
 		t.Errorf("watched key refused: %d", status.StatusCode)
 	}
@@ -316,12 +316,12 @@ func TestNewKeyNotLiveWhenNotSaved(t *testing.T) {
 	if err := os.RemoveAll(filepath.Dir(gw.path)); err != nil {
 		t.Fatal(err)
 	}
-	before := gw.gw.State()
+	before := gw.gw.Snapshot()
 	resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
 	if resp.StatusCode != 500 || !strings.Contains(errorOf(t, body), "not created") {
 		t.Errorf("new-key with an unwritable file: %d %s; want 500", resp.StatusCode, body)
 	}
-	if gw.gw.State() != before {
+	if gw.gw.Snapshot() != before {
 		t.Error("the running configuration changed although the key was not saved")
 	}
 }
@@ -349,13 +349,13 @@ func TestHealthEndpointsAndPassiveEjection(t *testing.T) {
 		}
 	}
 	var deadB *proxy.Backend
-	for _, b := range gw.gw.State().Proxy.Pool().Backends() {
+	for _, b := range gw.gw.Snapshot().Proxy.Pool().Backends() {
 		if b.Name() == dead {
 			deadB = b
 		}
 	}
-	if deadB.State() != proxy.StateDown {
-		t.Errorf("dead backend state %v; want down", deadB.State())
+	if deadB.Health() != proxy.HealthDown {
+		t.Errorf("dead backend state %v; want down", deadB.Health())
 	}
 }
 
@@ -385,7 +385,7 @@ func TestReadyAcrossReload(t *testing.T) {
 	for i := range 5 {
 		cfg := baseConfig(fake.URL)
 		cfg.Logging = i%2 == 0
-		if _, err := gw.gw.Apply(&cfg); err != nil {
+		if _, err := gw.gw.apply(&cfg); err != nil {
 			t.Fatal(err)
 		}
 		if status := ready(); status != 200 {
@@ -407,7 +407,7 @@ func TestNewKeyReadOnlyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := gw.gw.State()
+	state := gw.gw.Snapshot()
 	resp, body := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil)
 	if resp.StatusCode != 500 || !strings.Contains(errorOf(t, body), "not created") {
 		t.Errorf("new-key on a read-only file: %d %s; want 500", resp.StatusCode, body)
@@ -422,7 +422,7 @@ func TestNewKeyReadOnlyFile(t *testing.T) {
 	if fi, _ := os.Stat(gw.path); fi.Mode().Perm() != 0o444 {
 		t.Errorf("mode = %v; want 0444", fi.Mode().Perm())
 	}
-	if gw.gw.State() != state {
+	if gw.gw.Snapshot() != state {
 		t.Error("the running configuration changed although nothing was saved")
 	}
 }

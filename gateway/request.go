@@ -22,7 +22,7 @@ import (
 // response has been passed on (for a stream, after the handler returned).
 type request struct {
 	g      *Gateway
-	st     *State
+	st     *Snapshot
 	start  time.Time
 	method telemetry.Method
 	route  *ollamaapi.Route // looked up once, read by every step
@@ -43,7 +43,7 @@ var requests = sync.Pool{New: func() any { return new(request) }}
 // The proxy finds the hook by a type assertion: keep it checked.
 var _ proxy.ResponseModifier = (*request)(nil)
 
-func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *State) *request {
+func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *Snapshot) *request {
 	r := requests.Get().(*request)
 	r.g, r.st, r.start = g, st, time.Now()
 	r.refs = 1

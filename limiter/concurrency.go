@@ -27,7 +27,7 @@ type Concurrency struct {
 // concShard is one lock's worth of holders, padded to a cache line.
 type concShard struct {
 	mu  sync.Mutex
-	m   map[Key]*Slot
+	m   map[ClientKey]*Slot
 	max int // capacity of m
 	_   [64 - 24]byte
 }
@@ -36,7 +36,7 @@ type concShard struct {
 // done. All acquisitions by one client share its Slot while it holds any.
 type Slot struct {
 	shard *concShard
-	key   Key
+	key   ClientKey
 	held  int // guarded by shard.mu
 }
 
@@ -45,7 +45,7 @@ func NewConcurrency(opts Options) *Concurrency {
 	n, shift, per := opts.layout()
 	c := &Concurrency{seed: maphash.MakeSeed(), shift: shift, shards: make([]concShard, n)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[Key]*Slot)
+		c.shards[i].m = make(map[ClientKey]*Slot)
 		c.shards[i].max = int(per)
 	}
 	return c
@@ -59,7 +59,7 @@ func NewConcurrency(opts Options) *Concurrency {
 // holds a slot.
 //
 // Every Slot returned with ok true must be released exactly once.
-func (c *Concurrency) Acquire(key Key, max int) (s *Slot, ok bool) {
+func (c *Concurrency) Acquire(key ClientKey, max int) (s *Slot, ok bool) {
 	if max <= 0 {
 		return nil, true
 	}

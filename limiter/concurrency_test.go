@@ -10,7 +10,7 @@ import (
 
 func TestConcurrency(t *testing.T) {
 	c := limiter.NewConcurrency(limiter.Options{})
-	acquire := func(k limiter.Key, max int, want bool) *limiter.Slot {
+	acquire := func(k limiter.ClientKey, max int, want bool) *limiter.Slot {
 		t.Helper()
 		s, ok := c.Acquire(k, max)
 		if ok != want {

@@ -4,7 +4,7 @@
 //
 // # Algorithm
 //
-// Each client, identified by a Key (an IP address, an IPv6 /64 or an API
+// Each client, identified by a ClientKey (an IP address, an IPv6 /64 or an API
 // key's ID, in a scope), has a token bucket of capacity Rate.Limit refilled
 // continuously at Rate.Limit per Rate.Window. A client seen for the first
 // time starts with a full bucket; each allowed request takes one token, so

@@ -40,7 +40,7 @@ func ExampleConcurrency() {
 	// Output: true false true
 }
 
-func ExampleKey_WithScope() {
+func ExampleClientKey_WithScope() {
 	const authFailures = 1 // a scope for failed-authentication buckets
 	ip := limiter.AddrKey(netip.MustParseAddr("2001:db8::1"))
 	fmt.Println(ip, ip.WithScope(authFailures))

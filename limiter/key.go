@@ -7,23 +7,23 @@ import (
 	"strconv"
 )
 
-// Kinds of Key. The zero Key (kindNone) is distinct from every key built by
+// Kinds of ClientKey. The zero ClientKey (kindNone) is distinct from every key built by
 // AddrKey or IDKey.
 const (
-	kindNone        uint8 = iota // the zero Key
+	kindNone        uint8 = iota // the zero ClientKey
 	kindAddr4                    // b[:4] is an IPv4 address, b[4:] is zero
 	kindAddr6                    // b[:8] is an IPv6 /64 prefix, b[8:] is zero
 	kindAddrInvalid              // the invalid netip.Addr; b is zero
 	kindID                       // b is an opaque client ID
 )
 
-// Key identifies a client to a Limiter or Concurrency: an IP address (or
+// ClientKey identifies a client to a Limiter or Concurrency: an IP address (or
 // IPv6 /64) or an authenticated client's ID, in a scope.
 //
-// A Key is a comparable value of fixed size (18 bytes), so building one and
-// looking it up never allocates. The zero Key is a valid key distinct from
+// A ClientKey is a comparable value of fixed size (18 bytes), so building one and
+// looking it up never allocates. The zero ClientKey is a valid key distinct from
 // every key AddrKey and IDKey return.
-type Key struct {
+type ClientKey struct {
 	kind  uint8 // kindAddr4, kindAddr6, kindAddrInvalid or kindID
 	scope uint8 // namespace; 0 is the default
 	b     [16]byte
@@ -35,28 +35,28 @@ type Key struct {
 // usually owns a whole /64, so keying by full address would let them
 // multiply their rate by 2^64. The invalid (zero) netip.Addr gets a key of
 // its own, shared by every caller that passes it.
-func AddrKey(a netip.Addr) Key {
+func AddrKey(a netip.Addr) ClientKey {
 	a = a.Unmap()
 	switch {
 	case a.Is4():
-		k := Key{kind: kindAddr4}
+		k := ClientKey{kind: kindAddr4}
 		v4 := a.As4()
 		copy(k.b[:], v4[:])
 		return k
 	case a.Is6():
-		k := Key{kind: kindAddr6}
+		k := ClientKey{kind: kindAddr6}
 		v6 := a.As16()
 		copy(k.b[:8], v6[:8])
 		return k
 	}
-	return Key{kind: kindAddrInvalid}
+	return ClientKey{kind: kindAddrInvalid}
 }
 
 // IDKey returns the key of an authenticated client by an opaque ID, such as
 // the first 16 bytes of the SHA-256 digest of its API key. ID keys never
 // equal address keys.
-func IDKey(id [16]byte) Key {
-	return Key{kind: kindID, b: id}
+func IDKey(id [16]byte) ClientKey {
+	return ClientKey{kind: kindID, b: id}
 }
 
 // WithScope returns k in the namespace identified by scope, so that one
@@ -64,7 +64,7 @@ func IDKey(id [16]byte) Key {
 // failed-authentication buckets keyed by IP beside request buckets keyed by
 // IP. Scope 0 is the default namespace, the one AddrKey and IDKey return;
 // WithScope replaces any scope k already had.
-func (k Key) WithScope(scope uint8) Key {
+func (k ClientKey) WithScope(scope uint8) ClientKey {
 	k.scope = scope
 	return k
 }
@@ -74,7 +74,7 @@ func (k Key) WithScope(scope uint8) Key {
 // first 8 bytes of an ID in hex (for an ID taken from a SHA-256 digest, the
 // same 16 digits as config.KeyID). A non-zero scope is appended as "@scope".
 // String allocates.
-func (k Key) String() string {
+func (k ClientKey) String() string {
 	var s string
 	switch k.kind {
 	case kindAddr4:
@@ -98,7 +98,7 @@ func (k Key) String() string {
 // pointer: copying an 18-byte Key (two overlapping 16-byte moves) and
 // reading it back at once stalls store forwarding, which cost ~10ns per
 // Allow.
-func (k *Key) hash(seed maphash.Seed) uint64 {
+func (k *ClientKey) hash(seed maphash.Seed) uint64 {
 	h := maphash.Bytes(seed, k.b[:])
 	// Fold kind and scope in so that one client's keys in different scopes
 	// (and an ID equal to an address's bytes) spread over shards too.

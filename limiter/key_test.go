@@ -8,7 +8,7 @@ import (
 )
 
 func TestAddrKey(t *testing.T) {
-	key := func(s string) limiter.Key { return limiter.AddrKey(netip.MustParseAddr(s)) }
+	key := func(s string) limiter.ClientKey { return limiter.AddrKey(netip.MustParseAddr(s)) }
 	tests := []struct {
 		a, b string
 		same bool
@@ -29,8 +29,8 @@ func TestAddrKey(t *testing.T) {
 			t.Errorf("AddrKey(%s) == AddrKey(%s) is %v; want %v", tt.a, tt.b, got, tt.same)
 		}
 	}
-	if limiter.AddrKey(netip.Addr{}) == (limiter.Key{}) {
-		t.Error("AddrKey(invalid) is the zero Key; want a key of its own")
+	if limiter.AddrKey(netip.Addr{}) == (limiter.ClientKey{}) {
+		t.Error("AddrKey(invalid) is the zero ClientKey; want a key of its own")
 	}
 }
 
@@ -41,8 +41,8 @@ func TestKeyKindsAndScopes(t *testing.T) {
 	if limiter.IDKey(id) == addr {
 		t.Error("IDKey equals AddrKey with the same bytes")
 	}
-	if limiter.IDKey([16]byte{}) == (limiter.Key{}) {
-		t.Error("IDKey(zero) is the zero Key")
+	if limiter.IDKey([16]byte{}) == (limiter.ClientKey{}) {
+		t.Error("IDKey(zero) is the zero ClientKey")
 	}
 	if addr.WithScope(1) == addr {
 		t.Error("WithScope(1) did not change the key")
@@ -58,7 +58,7 @@ func TestKeyKindsAndScopes(t *testing.T) {
 func TestKeyString(t *testing.T) {
 	id := [16]byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	tests := []struct {
-		key  limiter.Key
+		key  limiter.ClientKey
 		want string
 	}{
 		{limiter.AddrKey(netip.MustParseAddr("192.0.2.1")), "192.0.2.1"},
@@ -67,7 +67,7 @@ func TestKeyString(t *testing.T) {
 		{limiter.AddrKey(netip.Addr{}), "invalid-addr"},
 		{limiter.IDKey(id), "id:deadbeef01020304"},
 		{limiter.IDKey(id).WithScope(7), "id:deadbeef01020304@7"},
-		{limiter.Key{}, "zero-key"},
+		{limiter.ClientKey{}, "zero-key"},
 	}
 	for _, tt := range tests {
 		if got := tt.key.String(); got != tt.want {

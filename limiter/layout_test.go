@@ -11,7 +11,7 @@ func TestLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"Key", unsafe.Sizeof(Key{}), 18},
+		{"Key", unsafe.Sizeof(ClientKey{}), 18},
 		{"bucket", unsafe.Sizeof(bucket{}), 24},
 		{"shard", unsafe.Sizeof(shard{}), 64},
 		{"concShard", unsafe.Sizeof(concShard{}), 64},

@@ -39,7 +39,7 @@ type Decision struct {
 type Limiter interface {
 	// Allow takes one token from key's bucket at rate r at time now, if one
 	// is available, and reports the outcome.
-	Allow(key Key, r Rate, now time.Time) Decision
+	Allow(key ClientKey, r Rate, now time.Time) Decision
 }
 
 // Options sizes a Local or a Concurrency. The zero value selects the
@@ -213,12 +213,12 @@ const noSlot = math.MaxUint32
 // not share one.
 type shard struct {
 	mu      sync.Mutex
-	index   map[Key]uint32 // key -> position in buckets
-	buckets []bucket       // live and free slots; len(buckets) <= max
-	minFull int64          // lower bound of the full times in the shard; MaxInt64 when empty
-	free    uint32         // first free slot of buckets, or noSlot
-	max     uint32         // capacity of the shard
-	peak    uint32         // largest len(index) since the shard was last compacted
+	index   map[ClientKey]uint32 // key -> position in buckets
+	buckets []bucket             // live and free slots; len(buckets) <= max
+	minFull int64                // lower bound of the full times in the shard; MaxInt64 when empty
+	free    uint32               // first free slot of buckets, or noSlot
+	max     uint32               // capacity of the shard
+	peak    uint32               // largest len(index) since the shard was last compacted
 	_       [64 - 60]byte
 }
 
@@ -233,7 +233,7 @@ func NewLocal(opts Options) *Local {
 }
 
 func (s *shard) init(max uint32) {
-	s.index = make(map[Key]uint32)
+	s.index = make(map[ClientKey]uint32)
 	s.buckets = nil
 	s.free = noSlot
 	s.max = max
@@ -247,7 +247,7 @@ func (s *shard) init(max uint32) {
 // to the new capacity. A now earlier than the bucket's last update refills
 // nothing. A Limit or Window <= 0 disables limiting: Allow returns
 // Decision{Allowed: true, Limit: r.Limit} and touches no state.
-func (l *Local) Allow(key Key, r Rate, now time.Time) Decision {
+func (l *Local) Allow(key ClientKey, r Rate, now time.Time) Decision {
 	if r.Limit <= 0 || r.Window <= 0 {
 		return Decision{Allowed: true, Limit: r.Limit}
 	}
@@ -288,7 +288,7 @@ func (l *Local) Allow(key Key, r Rate, now time.Time) Decision {
 
 // add tracks a new client with a full bucket of capacity as of t, making
 // room first if the shard is full, and returns its slot. s.mu must be held.
-func (s *shard) add(key Key, t, capacity int64) uint32 {
+func (s *shard) add(key ClientKey, t, capacity int64) uint32 {
 	if len(s.index) >= int(s.max) {
 		s.makeRoom(t)
 	}
@@ -313,7 +313,7 @@ func (s *shard) add(key Key, t, capacity int64) uint32 {
 }
 
 // remove stops tracking key, whose slot is i. s.mu must be held.
-func (s *shard) remove(key Key, i uint32) {
+func (s *shard) remove(key ClientKey, i uint32) {
 	delete(s.index, key)
 	s.buckets[i] = bucket{last: int64(s.free)}
 	s.free = i
@@ -332,7 +332,7 @@ func (s *shard) makeRoom(t int64) {
 		}
 	}
 	var (
-		victim Key
+		victim ClientKey
 		slot   uint32
 		oldest int64 = math.MaxInt64
 		n      int
@@ -372,7 +372,7 @@ func (s *shard) compact() {
 	if s.peak < shrinkMin || len(s.index) >= int(s.peak/4) {
 		return
 	}
-	index := make(map[Key]uint32, len(s.index))
+	index := make(map[ClientKey]uint32, len(s.index))
 	buckets := make([]bucket, 0, len(s.index))
 	for k, i := range s.index {
 		index[k] = uint32(len(buckets))

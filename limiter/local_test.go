@@ -20,7 +20,7 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 var client = limiter.AddrKey(netip.MustParseAddr("192.0.2.1"))
 
 // v4 returns the key of the i-th IPv4 address from 10.0.0.0.
-func v4(i int) limiter.Key {
+func v4(i int) limiter.ClientKey {
 	return limiter.AddrKey(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 }
 
@@ -201,12 +201,12 @@ func TestScopesAreSeparateBuckets(t *testing.T) {
 	r := limiter.Rate{Limit: 1, Window: time.Minute}
 	authFail := client.WithScope(1)
 	id := limiter.IDKey([16]byte{192, 0, 2, 1})
-	for _, k := range []limiter.Key{client, authFail, id} {
+	for _, k := range []limiter.ClientKey{client, authFail, id} {
 		if d := l.Allow(k, r, t0); !d.Allowed {
 			t.Errorf("first Allow(%v) refused", k)
 		}
 	}
-	for _, k := range []limiter.Key{client, authFail, id} {
+	for _, k := range []limiter.ClientKey{client, authFail, id} {
 		if d := l.Allow(k, r, t0); d.Allowed {
 			t.Errorf("second Allow(%v) allowed", k)
 		}
@@ -219,7 +219,7 @@ func TestScopesAreSeparateBuckets(t *testing.T) {
 func TestIPv6SharesBucketPer64(t *testing.T) {
 	l := limiter.NewLocal(limiter.Options{})
 	r := limiter.Rate{Limit: 1, Window: time.Minute}
-	key := func(s string) limiter.Key { return limiter.AddrKey(netip.MustParseAddr(s)) }
+	key := func(s string) limiter.ClientKey { return limiter.AddrKey(netip.MustParseAddr(s)) }
 	if !l.Allow(key("2001:db8::1"), r, t0).Allowed {
 		t.Fatal("2001:db8::1 refused")
 	}

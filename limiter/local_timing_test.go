@@ -21,8 +21,8 @@ var benchRate = Rate{Limit: 100, Window: time.Second}
 const benchStep = 10 * time.Millisecond
 
 // benchKeys returns n distinct IPv4 keys; n is a power of two.
-func benchKeys(n int) []Key {
-	keys := make([]Key, n)
+func benchKeys(n int) []ClientKey {
+	keys := make([]ClientKey, n)
 	for i := range keys {
 		keys[i] = AddrKey(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 	}
@@ -74,7 +74,7 @@ func BenchmarkLimiterAllowParallel(b *testing.B) {
 		})
 	}
 	baseline := func(b *testing.B, n int) {
-		g := &globalMutex{m: make(map[Key]bucket)}
+		g := &globalMutex{m: make(map[ClientKey]bucket)}
 		keys, start := benchKeys(n), time.Now()
 		for _, k := range keys {
 			g.allow(k, benchRate, start)
@@ -103,10 +103,10 @@ func BenchmarkLimiterAllowParallel(b *testing.B) {
 // under one mutex and one map for every client, as in oxy's ratelimit.
 type globalMutex struct {
 	mu sync.Mutex
-	m  map[Key]bucket
+	m  map[ClientKey]bucket
 }
 
-func (g *globalMutex) allow(key Key, r Rate, now time.Time) {
+func (g *globalMutex) allow(key ClientKey, r Rate, now time.Time) {
 	capacity := int64(r.Limit) << unitShift
 	t := now.UnixNano()
 	g.mu.Lock()
@@ -167,7 +167,7 @@ func BenchmarkLimiterMemory(b *testing.B) {
 // 1024 clients that hold nothing in between (so each Acquire allocates the
 // client's Slot), and for one client that keeps holding a slot.
 func BenchmarkConcurrencyAcquireRelease(b *testing.B) {
-	run := func(b *testing.B, c *Concurrency, keys []Key) {
+	run := func(b *testing.B, c *Concurrency, keys []ClientKey) {
 		var seq atomic.Uint32
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

@@ -13,23 +13,23 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// State is a backend's health as last observed.
-type State int32
+// Health is a backend's health as last observed.
+type Health int32
 
-// Backend states. A new backend is StateUnknown and receives traffic; only
-// StateDown takes it out of rotation.
+// Backend states. A new backend is HealthUnknown and receives traffic; only
+// HealthDown takes it out of rotation.
 const (
-	StateUnknown State = iota
-	StateUp
-	StateDown
+	HealthUnknown Health = iota
+	HealthUp
+	HealthDown
 )
 
 // String returns "unknown", "up" or "down".
-func (s State) String() string {
+func (s Health) String() string {
 	switch s {
-	case StateUp:
+	case HealthUp:
 		return "up"
-	case StateDown:
+	case HealthDown:
 		return "down"
 	default:
 		return "unknown"
@@ -190,26 +190,26 @@ func NewBackend(rawURL string, opts BackendOptions) (*Backend, error) {
 // Name returns the backend's configured address, for logs and labels.
 func (b *Backend) Name() string { return b.name }
 
-// State returns the backend's last observed health.
-func (b *Backend) State() State { return State(b.state.Load()) }
+// Health returns the backend's last observed health.
+func (b *Backend) Health() Health { return Health(b.state.Load()) }
 
-// SetState records the backend's health and reports whether it changed.
-func (b *Backend) SetState(s State) (changed bool) {
-	return State(b.state.Swap(int32(s))) != s
+// SetHealth records the backend's health and reports whether it changed.
+func (b *Backend) SetHealth(s Health) (changed bool) {
+	return Health(b.state.Swap(int32(s))) != s
 }
 
 // SetHealthy records the result of a health check (up or down) and reports
 // whether the state changed. It makes Backend a health.Target.
 func (b *Backend) SetHealthy(up bool) (changed bool) {
 	if up {
-		return b.SetState(StateUp)
+		return b.SetHealth(HealthUp)
 	}
-	return b.SetState(StateDown)
+	return b.SetHealth(HealthDown)
 }
 
 // Down reports whether the backend is known to be down. It makes Backend a
 // health.Target.
-func (b *Backend) Down() bool { return State(b.state.Load()) == StateDown }
+func (b *Backend) Down() bool { return Health(b.state.Load()) == HealthDown }
 
 // Available reports whether the backend may receive new requests: it is
 // not known to be down. It is the one predicate every selection uses.

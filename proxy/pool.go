@@ -43,15 +43,6 @@ func (p *Pool) Backends() []*Backend { return p.backends }
 // Len returns the number of backends.
 func (p *Pool) Len() int { return len(p.backends) }
 
-// Next returns the next available backend in round-robin order. When every
-// backend is marked down it still returns one, in round-robin order: a
-// health check may be wrong or late, and trying beats refusing (the proxy
-// answers 502 if the attempt fails).
-func (p *Pool) Next() *Backend {
-	b, _ := p.pick(p.next.Add(1) - 1)
-	return b
-}
-
 // pick returns the first available backend at or after position pos (taken
 // modulo the pool size) and the position it was found at. If none is
 // available it returns the backend at pos.

@@ -38,14 +38,14 @@ func TestPoolRoundRobinEven(t *testing.T) {
 func TestPoolSkipsDown(t *testing.T) {
 	p := newTestPool(t, 3)
 	down := p.Backends()[1]
-	down.SetState(StateDown)
+	down.SetHealth(HealthDown)
 	for range 30 {
 		if b := p.Next(); b == down {
 			t.Fatalf("picked backend %s marked down", b.Name())
 		}
 	}
 	// Coming back up returns it to rotation.
-	down.SetState(StateUp)
+	down.SetHealth(HealthUp)
 	seen := false
 	for range 3 {
 		seen = seen || p.Next() == down
@@ -58,7 +58,7 @@ func TestPoolSkipsDown(t *testing.T) {
 func TestPoolAllDownStillPicks(t *testing.T) {
 	p := newTestPool(t, 2)
 	for _, b := range p.Backends() {
-		b.SetState(StateDown)
+		b.SetHealth(HealthDown)
 	}
 	counts := map[*Backend]int{}
 	for range 10 {

@@ -155,13 +155,13 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 			t.Fatalf("tried %v; want a and c once each", names(tried))
 		}
 	}
-	a.SetState(StateDown)
+	a.SetHealth(HealthDown)
 	for range 4 {
 		if tried := pickFor(p, &r, "llama3.2"); len(tried) != 1 || tried[0] != c {
 			t.Fatalf("with a down, tried %v; want c only", names(tried))
 		}
 	}
-	c.SetState(StateDown)
+	c.SetHealth(HealthDown)
 	if tried := pickFor(p, &r, "llama3.2"); len(tried) != 0 {
 		t.Fatalf("with every holder down, tried %v; want none (round-robin over all)", names(tried))
 	}
@@ -171,8 +171,8 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 	}
 	// After a stale connection, the other holder first; the same one
 	// again only when it is the only one left.
-	c.SetState(StateUp)
-	a.SetState(StateUp)
+	c.SetHealth(HealthUp)
+	a.SetHealth(HealthUp)
 	for range 4 {
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
 		first := r.next(p)
@@ -182,7 +182,7 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 		}
 		r.reset()
 	}
-	a.SetState(StateDown)
+	a.SetHealth(HealthDown)
 	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
 	if got := r.next(p); got != c {
 		t.Fatalf("first pick %v; want c", got)
@@ -211,7 +211,8 @@ func TestRouteNoAllocs(t *testing.T) {
 	var r route
 	allocs := testing.AllocsPerRun(1000, func() {
 		r.set(p, chatRoute, body)
-		if r.next(p) == nil || r.next(p) == nil {
+		first, second := r.next(p), r.next(p) // two attempts: a retry
+		if first == nil || second == nil {
 			t.Fatal("no backend for the model")
 		}
 		r.retryLast()

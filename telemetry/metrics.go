@@ -125,9 +125,6 @@ func New(opts Options) *Metrics {
 	return m
 }
 
-// Namespace returns the metric name prefix.
-func (m *Metrics) Namespace() string { return m.ns }
-
 func (m *Metrics) pair(method Method, ep ollamaapi.Class) *pairMetrics {
 	if method >= numMethods {
 		method = MethodOther

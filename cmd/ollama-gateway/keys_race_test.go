@@ -70,7 +70,7 @@ func TestKeyWritersRace(t *testing.T) {
 		<-watchDone
 		srv.Shutdown()
 		gw.Close()
-		gw.State().Proxy.Pool().Close()
+		gw.Snapshot().Proxy.Pool().Close()
 	})
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -149,7 +149,7 @@ func configFlag(fs *flag.FlagSet) *string {
 // period (a second signal on sigs cuts it short), and returns the exit
 // status.
 func shutdown(srv *fasthttp.Server, gw *gateway.Gateway, log *slog.Logger, sig os.Signal, sigs <-chan os.Signal) int {
-	grace := gw.State().Config.Proxy.ShutdownTimeout()
+	grace := gw.Snapshot().Config.Proxy.ShutdownTimeout()
 	log.Info("shutting down: letting requests in flight finish", "signal", sig.String(), "grace", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -40,7 +40,6 @@ var (
 // After a crash every operation fails with errCrashed and changes nothing,
 // as if the process were gone. It records the operations it is asked for.
 type faultFS struct {
-	osFS
 	failAt int   // 1-based index of the failing operation; 0 for none
 	fault  fault // how it fails
 	// renameErr, if set, is what every rename onto a file named target

@@ -18,7 +18,7 @@ import (
 // request buckets in the same limiter.
 const scopeAuthFail = 1
 
-// policy is the access-control part of a State, precomputed from the
+// policy is the access-control part of a Snapshot, precomputed from the
 // config so the request path only reads.
 type policy struct {
 	keys       *access.KeySet
