@@ -282,9 +282,8 @@ func (g *Gateway) WatchConfig(ctx context.Context, interval time.Duration) {
 			if cur.missing {
 				continue
 			}
-			if _, err := g.Reload(); err != nil {
-				g.log.Warn("config file changed but does not load", "err", err)
-			}
+			// Reload logs a refusal itself.
+			_, _ = g.Reload()
 		}
 	}
 }

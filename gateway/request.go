@@ -143,7 +143,7 @@ func (r *request) log(res *proxy.Result, u telemetry.Usage) {
 			slog.Int("prompt_tokens", u.Prompt), slog.Int("completion_tokens", u.Completion))
 	}
 	if res.Err != nil {
-		attrs = append(attrs, slog.String("error", res.Err.Error()))
+		attrs = append(attrs, slog.String("err", res.Err.Error()))
 	}
 	r.g.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }

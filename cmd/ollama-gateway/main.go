@@ -121,9 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for {
 		select {
 		case <-hups:
-			if _, err := gw.Reload(); err != nil {
-				log.Warn("SIGHUP: config reload refused", "err", err)
-			}
+			_, _ = gw.Reload() // it logs a refusal itself
 			continue
 		case err := <-serveErr:
 			log.Error("server stopped", "err", err)
