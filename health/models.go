@@ -2,12 +2,13 @@ package health
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+
+	json "github.com/goccy/go-json"
 )
 
 // ModelTarget is a Target that also keeps the list of models its backend

@@ -2,10 +2,11 @@ package keyfile
 
 import (
 	"bytes"
-	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // This file edits a config document as text, so that everything the edit
@@ -172,7 +173,7 @@ func (s *editScanner) object() (jsonValue, error) {
 			return v, err
 		}
 		m.keyEnd = end
-		if err := stdjson.Unmarshal(s.data[m.keyStart:m.keyEnd], &m.name); err != nil {
+		if err := json.Unmarshal(s.data[m.keyStart:m.keyEnd], &m.name); err != nil {
 			return v, s.errorf("invalid member name")
 		}
 		s.space()
@@ -276,7 +277,7 @@ func applyEdits(data []byte, edits []jsonEdit) []byte {
 // and & alone, so a key reads in the file as it was given.
 func quoteJSON(s string) string {
 	var b strings.Builder
-	enc := stdjson.NewEncoder(&b)
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	return strings.TrimSuffix(b.String(), "\n")

@@ -2,9 +2,10 @@ package keyfile
 
 import (
 	"encoding/hex"
-	stdjson "encoding/json"
 	"errors"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/ollamagw/ollama-gateway/config"
 )
@@ -118,7 +119,7 @@ func removeKeyID(data []byte, id string) (out []byte, n int, err error) {
 			for i, e := range arr.elems {
 				items[i] = [2]int{e.start, e.end}
 				var k string
-				if e.kind != '"' || stdjson.Unmarshal(data[e.start:e.end], &k) != nil {
+				if e.kind != '"' || json.Unmarshal(data[e.start:e.end], &k) != nil {
 					continue
 				}
 				if config.KeyID(config.KeyDigest(k)) == id {
