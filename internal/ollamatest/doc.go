@@ -36,5 +36,15 @@
 // timing. A stream cut short by its client is reported on
 // [Server.Aborted].
 //
+// Opt-in options model Ollama's scheduler ([WithScheduler],
+// [WithParallel], [WithMaxQueue], [WithMaxLoadedModels], [WithLoadDelay],
+// [WithKeepAlive], [WithLoaded]): per-model parallel slots, model loads
+// that take time and evict idle models, keep_alive, the 503 "server busy"
+// of a full pending queue, and /api/ps listing what is loaded. Counters
+// ([Server.Loads], [Server.Running], [Server.Queued], [Server.Pending])
+// and [Server.WaitFor], which waits on the server's change signal, let a
+// test observe it without sleeping. Without them every request runs at
+// once, as before.
+//
 // All methods of [Server] are safe for concurrent use.
 package ollamatest

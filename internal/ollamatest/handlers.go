@@ -144,9 +144,10 @@ func modelNotFound(name string) string {
 }
 
 // finalMetrics are the statistics of a finished generation that started at
-// start.
-func (s *Server) finalMetrics(start time.Time) metrics {
-	return metrics{
+// start: without a scheduler a fixed load_duration, with one the request's
+// own wait for its model (which total_duration then holds already).
+func (s *Server) finalMetrics(start time.Time, a admission) metrics {
+	m := metrics{
 		TotalDuration:      loadDuration + promptEvalDuration + evalDuration + int64(time.Since(start)),
 		LoadDuration:       loadDuration,
 		PromptEvalCount:    promptEvalCount,
@@ -154,6 +155,11 @@ func (s *Server) finalMetrics(start time.Time) metrics {
 		EvalCount:          len(s.tokens),
 		EvalDuration:       evalDuration,
 	}
+	if a.lease != nil {
+		m.LoadDuration = int64(a.lease.LoadDuration())
+		m.TotalDuration = promptEvalDuration + evalDuration + int64(time.Since(start))
+	}
+	return m
 }
 
 func (s *Server) handleRoot(w http.ResponseWriter, _ *http.Request) {
@@ -183,7 +189,15 @@ func (s *Server) handleTags(w http.ResponseWriter, _ *http.Request) {
 	}{models})
 }
 
+// handlePs is GET /api/ps: with a scheduler the loaded models, else every
+// served model, expiring in 5 minutes.
 func (s *Server) handlePs(w http.ResponseWriter, _ *http.Request) {
+	if s.sched != nil {
+		writeJSON(w, http.StatusOK, struct {
+			Models []processModel `json:"models"`
+		}{s.psModels()})
+		return
+	}
 	expires := time.Now().Add(5 * time.Minute)
 	served := s.modelList()
 	models := make([]processModel, 0, len(served))
@@ -216,14 +230,15 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "model is required")
 		return
 	}
-	if _, ok := s.findModel(req.Model); !ok {
+	m, ok := s.findModel(req.Model)
+	if !ok {
 		writeError(w, http.StatusNotFound, modelNotFound(req.Model))
 		return
 	}
 	if len(req.Messages) == 0 {
-		reason := "load"
-		if keepAliveZero(req.KeepAlive) {
-			reason = "unload"
+		reason, ok := s.loadOnly(w, r, m, req.KeepAlive)
+		if !ok {
+			return
 		}
 		writeJSON(w, http.StatusOK, chatResponse{
 			Model:      req.Model,
@@ -235,6 +250,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	adm, ok := s.acquire(w, r, m, req.KeepAlive, writeError)
+	if !ok {
+		return
+	}
+	defer adm.release()
 	final := chatResponse{
 		Model:      req.Model,
 		Message:    message{Role: "assistant"},
@@ -247,7 +267,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		final.CreatedAt = time.Now().UTC()
 		final.Message.Content = strings.Join(s.tokens, "")
-		final.metrics = s.finalMetrics(start)
+		final.metrics = s.finalMetrics(start, adm)
 		writeJSON(w, http.StatusOK, final)
 		return
 	}
@@ -263,7 +283,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	final.CreatedAt = time.Now().UTC()
-	final.metrics = s.finalMetrics(start)
+	final.metrics = s.finalMetrics(start, adm)
 	st.writeLine(final)
 }
 
@@ -276,14 +296,15 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, bodyError(err))
 		return
 	}
-	if _, ok := s.findModel(req.Model); !ok {
+	m, ok := s.findModel(req.Model)
+	if !ok {
 		writeError(w, http.StatusNotFound, modelNotFound(req.Model))
 		return
 	}
 	if req.Prompt == "" {
-		reason := "load"
-		if keepAliveZero(req.KeepAlive) {
-			reason = "unload"
+		reason, ok := s.loadOnly(w, r, m, req.KeepAlive)
+		if !ok {
+			return
 		}
 		writeJSON(w, http.StatusOK, generateResponse{
 			Model:      req.Model,
@@ -294,6 +315,11 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	adm, ok := s.acquire(w, r, m, req.KeepAlive, writeError)
+	if !ok {
+		return
+	}
+	defer adm.release()
 	final := generateResponse{
 		Model:      req.Model,
 		Done:       true,
@@ -306,7 +332,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		}
 		final.CreatedAt = time.Now().UTC()
 		final.Response = strings.Join(s.tokens, "")
-		final.metrics = s.finalMetrics(start)
+		final.metrics = s.finalMetrics(start, adm)
 		writeJSON(w, http.StatusOK, final)
 		return
 	}
@@ -322,7 +348,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	final.CreatedAt = time.Now().UTC()
-	final.metrics = s.finalMetrics(start)
+	final.metrics = s.finalMetrics(start, adm)
 	st.writeLine(final)
 }
 
@@ -358,10 +384,17 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "model is required")
 		return
 	}
-	if _, ok := s.findModel(req.Model); !ok {
+	m, ok := s.findModel(req.Model)
+	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first", req.Model))
 		return
 	}
+	// Without input Ollama loads the model and answers: no slot.
+	adm, ok := s.schedule(w, r, m, req.KeepAlive, len(inputs) > 0, writeError)
+	if !ok {
+		return
+	}
+	defer adm.release()
 	resp := embedResponse{Model: req.Model, Embeddings: [][]float32{}}
 	if len(inputs) > 0 {
 		for range inputs {
@@ -369,6 +402,10 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.TotalDuration = loadDuration + int64(time.Since(start))
 		resp.LoadDuration = loadDuration
+		if adm.lease != nil {
+			resp.LoadDuration = int64(adm.lease.LoadDuration())
+			resp.TotalDuration = int64(time.Since(start))
+		}
 		resp.PromptEvalCount = len(inputs)
 	}
 	writeJSON(w, http.StatusOK, resp)

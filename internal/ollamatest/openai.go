@@ -62,10 +62,16 @@ func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIHandlerError(w, http.StatusBadRequest, "model is required")
 		return
 	}
-	if _, ok := s.findModel(req.Model); !ok {
+	m, ok := s.findModel(req.Model)
+	if !ok {
 		writeOpenAIHandlerError(w, http.StatusNotFound, modelNotFound(req.Model))
 		return
 	}
+	adm, ok := s.acquire(w, r, m, nil, writeOpenAIHandlerError)
+	if !ok {
+		return
+	}
+	defer adm.release()
 
 	id := fmt.Sprintf("chatcmpl-%d", rand.IntN(999))
 	usage := oaiUsage{

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ollamagw/ollama-gateway/internal/ollamatest/scheduler"
 )
 
 // abortedBuffer is the capacity of the channel returned by Server.Aborted.
@@ -28,6 +30,13 @@ type Server struct {
 	paced            bool
 	immediateHeaders bool
 
+	// The scheduler (sched.go): nil unless an option asked for it.
+	schedCfg     *scheduler.Config
+	loadDelay    map[string]time.Duration // by canonical name
+	loadDelayAll time.Duration
+	preload      []string
+	sched        *scheduler.Scheduler
+
 	ts        *httptest.Server
 	routes    map[string]map[string]http.HandlerFunc
 	pace      pacer
@@ -39,6 +48,7 @@ type Server struct {
 	abortedCount atomic.Int64
 	blobBytes    atomic.Int64
 	aborted      chan struct{}
+	watch        watch // notified when a request starts or ends
 
 	mu          sync.Mutex
 	byPath      map[string]int64
@@ -117,6 +127,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.startScheduler(t)
 	s.routes = s.newRoutes()
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.ts.URL
@@ -143,7 +154,9 @@ func (s *Server) RequestsTo(path string) int64 {
 
 // Aborted returns a channel that receives one value each time a generation
 // ends because its client went away (its context was cancelled or a write
-// failed) before the final chunk was written. It is buffered (1024 values);
+// failed) before the final chunk was written, or, with a scheduler (see
+// [WithScheduler]), while it waited for its model or a slot. It is
+// buffered (1024 values);
 // when it is full further aborts are only counted by [Server.AbortedCount].
 func (s *Server) Aborted() <-chan struct{} { return s.aborted }
 
@@ -183,6 +196,9 @@ func (s *Server) CloseClientConnections() { s.ts.CloseClientConnections() }
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		if s.sched != nil {
+			s.sched.Close()
+		}
 		s.ts.CloseClientConnections()
 		s.ts.Close()
 	})
@@ -192,7 +208,11 @@ func (s *Server) Close() {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
+	s.watch.notify()
+	defer func() {
+		s.inFlight.Add(-1)
+		s.watch.notify()
+	}()
 	s.mu.Lock()
 	s.byPath[r.URL.Path]++
 	s.lastHeaders = r.Header.Clone()
@@ -212,6 +232,7 @@ func (s *Server) reportAbort() {
 	case s.aborted <- struct{}{}:
 	default:
 	}
+	s.watch.notify()
 }
 
 // pacer is a counting semaphore whose release never blocks: credits are

@@ -65,8 +65,9 @@ type generateResponse struct {
 
 // embedRequest is the part of api.EmbedRequest the fake reads.
 type embedRequest struct {
-	Model string `json:"model"`
-	Input any    `json:"input"`
+	Model     string          `json:"model"`
+	Input     any             `json:"input"`
+	KeepAlive json.RawMessage `json:"keep_alive,omitempty"`
 }
 
 // embedResponse is api.EmbedResponse.
