@@ -17,7 +17,8 @@
 //     than MaxLoaded (OLLAMA_MAX_LOADED_MODELS) models are loaded; else it
 //     evicts an idle model, or, when every loaded model is busy, marks one
 //     to unload as soon as it goes idle and waits, holding up the requests
-//     behind it. Past MaxQueue (OLLAMA_MAX_QUEUE) requests waiting behind
+//     behind it, until an unload (another model going idle does not
+//     help, as Ollama's loop waits for an unload). Past MaxQueue (OLLAMA_MAX_QUEUE) requests waiting behind
 //     the head, a request is refused with [ErrMaxQueue] (Ollama's 503).
 //   - The eviction order is Ollama's, not recency: the shortest keep-alive
 //     first, then a fixed order of the models (Ollama sorts by the model's
@@ -28,6 +29,8 @@
 //     forever). The expiry time is set when the model goes idle and left as
 //     it was while it is busy; while a model loads it reads as now plus its
 //     keep-alive, as /api/ps shows it.
+//   - A request with nothing to generate ([Scheduler.Load]: an empty
+//     prompt, an embed without input) waits for its model, not for a slot.
 //   - Loads of different models overlap (Ollama starts the weights load and
 //     moves on to the next pending request); an unload is instant.
 //
@@ -35,6 +38,11 @@
 // MaxLoaded are loaded), reloads for changed options, embedding models
 // forced to one slot, and the abort of a load whose first client left (here
 // the load completes and the model stays loaded).
+//
+// A load takes Config.LoadDelay, a real timer, or lasts until
+// [Scheduler.EndLoad] with [Manual]; [Scheduler.WaitFor] and
+// [Scheduler.Changed] signal every change of state, so that tests need no
+// sleeps.
 //
 // All methods are safe for concurrent use.
 package scheduler
