@@ -137,3 +137,45 @@ func TestBackendBusy503(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBackendChat compares a one-line chat through Backend (scheduler,
+// model read, final statistics) with the plain Handler, over loopback.
+func BenchmarkBackendChat(b *testing.B) {
+	cfg := scheduler.DefaultConfig()
+	cfg.Parallel = 1 << 10
+	be, err := NewBackend(BackendConfig{Models: []string{"llama3.2"}, Loaded: []string{"llama3.2"}, Scheduler: cfg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	for _, bc := range []struct {
+		name    string
+		handler fasthttp.RequestHandler
+	}{{"handler", Handler}, {"backend", be.Handler}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := &fasthttp.Server{Handler: bc.handler}
+			go func() { _ = srv.Serve(ln) }()
+			defer func() { _ = srv.Shutdown() }()
+			hc := &fasthttp.HostClient{Addr: ln.Addr().String()}
+			body := []byte(`{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				for pb.Next() {
+					req.SetRequestURI("http://" + hc.Addr + "/api/chat")
+					req.Header.SetMethod(fasthttp.MethodPost)
+					req.SetBody(body)
+					if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+						b.Fatalf("%v %d", err, resp.StatusCode())
+					}
+				}
+			})
+		})
+	}
+}
