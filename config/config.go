@@ -63,6 +63,13 @@ type Config struct {
 	// AdminKeys are the keys accepted for the gateway's admin endpoints
 	// (/config/...), in the same forms as APIKeys. Optional; no default.
 	AdminKeys []string `json:"adminKeys,omitempty"`
+	// APIPublicKeys are the object entries of apiKeys that name an Ollama
+	// public key ([PublicKey]), in file order: signed requests made with
+	// the matching private key are accepted. No default.
+	APIPublicKeys []PublicKey `json:"-"`
+	// AdminPublicKeys are the [PublicKey] entries of adminKeys: signed
+	// requests with admin scope. No default.
+	AdminPublicKeys []PublicKey `json:"-"`
 	// RateLimit limits requests per client.
 	RateLimit RateLimit `json:"rateLimit"`
 	// Security holds the IP allow and deny lists.

@@ -20,6 +20,9 @@ func FuzzParse(f *testing.F) {
 			`"metrics":{"endpoint":"/api/x","namespace":"9"},"rateLimit":{"enabled":true,"maxRequests":-1}}`,
 		`{"OLLAMAADDRESSES":["http://x"],"rateLimit":{"maxRequest":1},"logging":null}`,
 		"\xef\xbb\xbf{\"ollamaAddresses\":[\"http://[::1]:11434\"]} x",
+		`{"ollamaAddresses":["http://x"],"apiKeys":["k",{"publicKey":"ssh-ed25519 ` +
+			`AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS a@b","name":"a"}],` +
+			`"adminKeys":[{"publicKey":"ssh-rsa AAAA"},{"PUBLICKEY":null,"x":1},7]}`,
 		`[[[[]]]]`,
 		``,
 		// Extreme numbers for every field that becomes a duration.

@@ -93,6 +93,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, decodeError(data, err)
 	}
 	var errs []error
+	checkKeyObjects(doc, &errs)
 	checkShape(doc, reflect.TypeFor[Config](), "", &errs)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -101,7 +102,7 @@ func Parse(data []byte) (*Config, error) {
 	// Second pass: decode onto the defaults. It fails only on what the
 	// first pass does not check, such as 1e3 for an integer.
 	c := Default()
-	if err := json.Unmarshal(data, &c); err != nil {
+	if err := decodeConfig(data, &c); err != nil {
 		return nil, decodeError(data, err)
 	}
 	c.normalise()

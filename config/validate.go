@@ -50,8 +50,10 @@ func (c *Config) Validate() error {
 
 	v.gatewayAddress(c.GatewayAddress)
 	v.headerName("authHeaderName", c.AuthHeaderName)
-	v.keys("apiKeys", c.APIKeys)
-	v.keys("adminKeys", c.AdminKeys)
+	v.keys("apiKeys", c.APIKeys, c.APIPublicKeys)
+	v.keys("adminKeys", c.AdminKeys, c.AdminPublicKeys)
+	v.publicKeys("apiKeys", c.APIPublicKeys)
+	v.publicKeys("adminKeys", c.AdminPublicKeys)
 
 	rl := c.RateLimit
 	v.rate("rateLimit.maxRequests", rl.MaxRequests, rl.Enabled)
@@ -230,9 +232,9 @@ func isTokenChar(c byte) bool {
 
 // keys checks API or admin keys. Messages name a key by index only: the
 // value is a secret.
-func (v *validator) keys(field string, keys []string) {
+func (v *validator) keys(field string, keys []string, pubs []PublicKey) {
 	for i, k := range keys {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := fmt.Sprintf("%s[%d]", field, stringKeyIndex(i, pubs))
 		if k == "" {
 			v.add(f, "must not be empty")
 			continue

@@ -61,6 +61,12 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		for _, k := range cfg.AdminKeys {
 			fmt.Fprintf(stdout, "%s admin\n", config.KeyID(config.KeyDigest(k)))
 		}
+		for _, k := range cfg.APIPublicKeys {
+			fmt.Fprintf(stdout, "%s api publicKey\n", config.KeyID(k.Fingerprint()))
+		}
+		for _, k := range cfg.AdminPublicKeys {
+			fmt.Fprintf(stdout, "%s admin publicKey\n", config.KeyID(k.Fingerprint()))
+		}
 	}
 	return 0
 }

@@ -72,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	if len(cfg.APIKeys) == 0 && len(cfg.AdminKeys) == 0 {
+	if !cfg.HasKeys() {
 		// Neither open nor locked: mint the first key, save its digest (the
 		// file may be tracked by git: no live secret in it), show it once.
 		// Decided again under the file's lock: of gateways starting at

@@ -305,6 +305,18 @@ func TestKeysCommand(t *testing.T) {
 }
 
 // TestSIGHUPReloads: a key added to the file works after SIGHUP.
+// TestKeysListPublicKeys: a public-key entry is listed by its id, the
+// first 16 hex digits of its SSH fingerprint's digest.
+func TestKeysListPublicKeys(t *testing.T) {
+	line := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS alice@laptop"
+	path := writeFile(t, `{"ollamaAddresses": ["http://localhost:11434"], "adminKeys": [{"publicKey": "`+line+`"}]}`)
+	out, err := exec.Command(binary, "keys", "list", "-config", path).Output()
+	want := config.KeyID(config.PublicKey{PublicKey: line}.Fingerprint()) + " admin publicKey\n"
+	if err != nil || string(out) != want {
+		t.Errorf("keys list: %q, %v; want %q", out, err, want)
+	}
+}
+
 func TestSIGHUPReloads(t *testing.T) {
 	fake := ollamatest.New(t)
 	url, cmd, _ := startBinary(t, fmt.Sprintf(`{"ollamaAddresses":[%q],"gatewayAddress":"127.0.0.1:0","apiKeys":["k-test-123"]}`, fake.URL))

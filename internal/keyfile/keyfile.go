@@ -51,7 +51,7 @@ func AddKey(path, entry string) (*config.Config, error) {
 // added.
 func AddFirstKey(path, entry string) (*config.Config, bool, error) {
 	c, n, err := editFile(path, "add a key to", func(data []byte) ([]byte, int, error) {
-		if c, err := config.Parse(data); err == nil && (len(c.APIKeys) > 0 || len(c.AdminKeys) > 0) {
+		if c, err := config.Parse(data); err == nil && c.HasKeys() {
 			return nil, 0, nil
 		}
 		out, err := insertAPIKey(data, entry)

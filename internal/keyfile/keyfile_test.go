@@ -259,3 +259,17 @@ func TestAddFirstKeyOnce(t *testing.T) {
 		t.Errorf("file changed:\n%s", after)
 	}
 }
+
+// TestAddFirstKeyPublicKeyOnly: a file whose only key is an Ollama public
+// key has a key; no shared secret is minted into it.
+func TestAddFirstKeyPublicKeyOnly(t *testing.T) {
+	path := writeConfig(t, `{"ollamaAddresses": ["http://a"], "apiKeys": [{"publicKey": `+
+		`"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS alice@laptop"}]}`)
+	before, _ := os.ReadFile(path)
+	if _, ok, err := AddFirstKey(path, "another-key-0123456789"); ok || err != nil {
+		t.Errorf("AddFirstKey on a file with a public key = %v, %v; want not added", ok, err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Errorf("file changed:\n%s", after)
+	}
+}
