@@ -20,8 +20,8 @@ import (
 //	Authorization: <base64 SSH wire-format public key>:<base64 signature>
 //
 // The signature is ed25519 over the bytes "<METHOD>,<path>?ts=<ts>", path
-// as the client named it (without the host's base path, not
-// percent-encoded). It covers nothing else: not the body, not other query
+// as the client named it (without the host's base path; as sent, since the
+// client's url.JoinPath takes it as escaped). It covers nothing else: not the body, not other query
 // parameters, not the host. A captured header can therefore be replayed,
 // with any body, for the same method and path while ts is within
 // SignedWindow of the gateway's clock; the ed25519 signature is
@@ -104,7 +104,7 @@ func SignedQuery(q []byte) (ts, rest []byte, ok bool) {
 
 // VerifySigned checks a signed request: ts is whole unix seconds within
 // window of now, and sig is pub's signature of "<method>,<path>?ts=<ts>".
-// path is the request's path, percent-decoded, as the client signed it.
+// path is the request's path as the client signed it.
 func VerifySigned(pub ed25519.PublicKey, sig, method, path, ts []byte, now time.Time, window time.Duration) error {
 	sec, ok := parseSeconds(ts)
 	if !ok {
@@ -200,7 +200,14 @@ func (s *PublicKeySet) Authenticate(authorization, method, rawPath, query []byte
 	if !ok {
 		return nil, nil, ErrSignedTimestamp
 	}
-	if err := VerifySigned(pub, sig, method, unescapePath(rawPath), ts, now, SignedWindow); err != nil {
+	// The client signs the path it passed to url.JoinPath, which takes it
+	// as already escaped: the path as sent. Should a client sign the
+	// decoded path instead, that is tried second.
+	err := VerifySigned(pub, sig, method, rawPath, ts, now, SignedWindow)
+	if errors.Is(err, ErrSignatureInvalid) && bytes.IndexByte(rawPath, '%') >= 0 {
+		err = VerifySigned(pub, sig, method, unescapePath(rawPath), ts, now, SignedWindow)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	k := s.keys[sshkey.Fingerprint(pub)]

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"time"
@@ -22,6 +23,7 @@ const scopeAuthFail = 1
 // config so the request path only reads.
 type policy struct {
 	keys       *access.KeySet
+	signed     *access.PublicKeySet
 	authHeader string
 	allow      *access.IPSet
 	deny       *access.IPSet
@@ -41,6 +43,7 @@ type policy struct {
 func newPolicy(cfg *config.Config) (*policy, error) {
 	p := &policy{
 		keys:       access.NewKeySet(cfg.APIKeys, cfg.AdminKeys),
+		signed:     access.NewPublicKeySet(cfg.APIPublicKeys, cfg.AdminPublicKeys),
 		authHeader: cfg.AuthHeaderName,
 		rateOn:     cfg.RateLimit.Enabled,
 		rate: limiter.Rate{
@@ -78,6 +81,14 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 	}
 	return p, nil
 }
+
+// keyCount returns the number of distinct keys, public keys and admin
+// keys included.
+func (p *policy) keyCount() int { return p.keys.Len() + p.signed.Len() }
+
+// hasAdminKeys reports whether adminKeys lists any key, public keys
+// included.
+func (p *policy) hasAdminKeys() bool { return p.keys.HasAdminKeys() || p.signed.HasAdminKeys() }
 
 // rateFor returns the rate of an authenticated key.
 func (p *policy) rateFor(k *access.Key) limiter.Rate {
@@ -122,19 +133,49 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, p *policy, r *request) 
 		ctx.Request.Header.Del(p.authHeader)
 		return true
 	}
+	var signedErr error
+	if p.signed.Len() > 0 {
+		if r.key, signedErr = authenticateSigned(ctx, p); r.key != nil {
+			return true
+		}
+	}
 	if d := g.limits.Allow(limiter.AddrKey(r.ip).WithScope(scopeAuthFail), p.authFailRate, ctx.Time()); !d.Allowed {
 		g.refuse(telemetry.AuthThrottled)
 		tooMany(ctx, d, "too many failed authentications")
 		return false
 	}
 	reason, msg := telemetry.AuthInvalidKey, "invalid API key"
-	if len(presented) == 0 {
+	switch {
+	case signedErr != nil && !errors.Is(signedErr, access.ErrNotSigned):
+		msg = signedErr.Error()
+	case len(presented) == 0:
 		reason, msg = telemetry.AuthMissingKey, "missing API key: send it in the "+p.authHeader+" header"
 	}
 	g.refuse(reason)
 	proxy.WriteError(ctx, fasthttp.StatusUnauthorized, msg)
 	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer")
 	return false
+}
+
+// authenticateSigned checks a request signed as Ollama's client signs with
+// OLLAMA_AUTH=1 (see access.PublicKeySet.Authenticate) against the listed
+// public keys: the Authorization header whatever authHeaderName is, since
+// the client cannot send another. On success it removes the signature
+// (and authHeaderName's header) and the ts query parameter, which Ollama
+// would not understand. The plain-key path never comes here when its key
+// matched.
+func authenticateSigned(ctx *fasthttp.RequestCtx, p *policy) (*access.Key, error) {
+	h := &ctx.Request.Header
+	uri := ctx.URI()
+	k, rest, err := p.signed.Authenticate(h.Peek(fasthttp.HeaderAuthorization), ctx.Method(),
+		uri.PathOriginal(), uri.QueryString(), ctx.Time())
+	if k == nil {
+		return nil, err
+	}
+	h.Del(fasthttp.HeaderAuthorization)
+	h.Del(p.authHeader)
+	uri.SetQueryStringBytes(rest)
+	return k, nil
 }
 
 // limit applies the authenticated key's rate and concurrency limits. The
@@ -216,7 +257,7 @@ func directLoopback(ctx *fasthttp.RequestCtx) bool {
 // warnAdminFallback logs a warning when cfg has no adminKeys: the admin
 // endpoints then accept any API key from a direct loopback client.
 func (g *Gateway) warnAdminFallback(cfg *config.Config) {
-	if len(cfg.AdminKeys) > 0 {
+	if len(cfg.AdminKeys) > 0 || len(cfg.AdminPublicKeys) > 0 {
 		return
 	}
 	g.log.Warn("no adminKeys configured: the admin endpoints (/config/...) accept ANY API key from a loopback client "+

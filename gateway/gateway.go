@@ -181,7 +181,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 	return telemetry.New(telemetry.Options{
 		Namespace: ns,
-		APIKeys:   func() int { return g.Snapshot().policy.keys.Len() },
+		APIKeys:   func() int { return g.Snapshot().policy.keyCount() },
 		Servers:   func() int { return g.Snapshot().Proxy.Pool().Len() },
 		Backends: func(yield func(string, bool, int64)) {
 			for _, b := range g.Snapshot().Proxy.Pool().Backends() {
@@ -279,7 +279,7 @@ func (g *Gateway) serveConfig(ctx *fasthttp.RequestCtx) {
 // a loopback client that did not come through a proxy (a local reverse
 // proxy would make every remote client look local).
 func (g *Gateway) adminAllowed(ctx *fasthttp.RequestCtx, st *Snapshot, r *request) bool {
-	if st.policy.keys.HasAdminKeys() {
+	if st.policy.hasAdminKeys() {
 		if !r.key.Admin {
 			g.refuse(telemetry.AuthNotAdmin)
 			proxy.WriteError(ctx, fasthttp.StatusForbidden, "admin key required")

@@ -148,7 +148,7 @@ func describe(old, st *Snapshot) *ReloadResult {
 		}
 	}
 	c := st.Config
-	res.APIKeys = st.policy.keys.Len()
+	res.APIKeys = st.policy.keyCount()
 	res.RateLimit.Enabled = c.RateLimit.Enabled
 	res.RateLimit.MaxRequests = c.RateLimit.MaxRequests
 	res.RateLimit.TimeWindowSeconds = c.RateLimit.TimeWindowSeconds
