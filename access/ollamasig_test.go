@@ -210,3 +210,17 @@ func FuzzParseSignedAuthorization(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkPublicKeySetAuthenticate(b *testing.B) {
+	s := newTestSigner(1)
+	set := NewPublicKeySet([]config.PublicKey{s.entry()}, nil)
+	now := time.Unix(1764584000, 0)
+	header := []byte(s.header("POST,/api/chat?ts=1764584000"))
+	method, path, query := []byte("POST"), []byte("/api/chat"), []byte("ts=1764584000")
+	b.ReportAllocs()
+	for b.Loop() {
+		if k, _, err := set.Authenticate(header, method, path, query, now); k == nil {
+			b.Fatal(err)
+		}
+	}
+}
