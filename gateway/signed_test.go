@@ -19,6 +19,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/auth"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ollamagw/ollama-gateway/config"
@@ -233,5 +234,31 @@ func TestSignedAdminScope(t *testing.T) {
 				t.Errorf("POST /config/reload: %d %s; want admitted %v", resp.StatusCode, body, tt.admin)
 			}
 		})
+	}
+}
+
+// TestAuthenticatePlainKeyNoAllocs: with public keys configured, a plain
+// key still authenticates without allocating.
+func TestAuthenticatePlainKeyNoAllocs(t *testing.T) {
+	cfg := config.Default()
+	cfg.OllamaAddresses = []string{"http://127.0.0.1:1"}
+	cfg.APIKeys = []string{testKey}
+	cfg.APIPublicKeys = []config.PublicKey{{PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS bob"}}
+	p, err := newPolicy(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g Gateway
+	var ctx fasthttp.RequestCtx
+	var r request
+	allocs := testing.AllocsPerRun(200, func() {
+		ctx.Request.Header.Set("Authorization", "Bearer "+testKey)
+		r.key = nil
+		if !g.authenticate(&ctx, p, &r) {
+			t.Fatal("plain key refused")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("authenticate with a plain key: %v allocations; want 0", allocs)
 	}
 }
