@@ -175,7 +175,7 @@ type Metrics struct {
 // config file without it gets every default.
 type Proxy struct {
 	// MaxRequestBodyBytes is the largest request body accepted, in bytes.
-	// It is not applied to /api/blobs/* and /api/create, which are
+	// It is not applied to /api/blobs/* uploads, which are
 	// streamed. Default 64 MiB (67108864); must be >= 1.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes"`
 	// MaxConnsPerBackend is the most connections open to one Ollama server

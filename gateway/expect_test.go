@@ -139,7 +139,7 @@ func TestExpectContinueBodyBudget(t *testing.T) {
 		{name: "over the largest body", path: "/api/chat", size: 2 << 20, want: 413},
 		{name: "over the budget left", path: "/api/chat", size: 200_000, want: 503, retryAfter: true},
 		{name: "within the budget left", path: "/api/chat", size: 100_000, want: 100},
-		{name: "streamed upload", path: "/api/create", size: 2 << 20, want: 100},
+		{name: "streamed upload", path: "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", size: 2 << 20, want: 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialTCP(t, addr)

@@ -56,8 +56,50 @@ type Route struct {
 	// models (pull, push, create, copy, delete, blob uploads).
 	ChangesFleet bool
 
+	// View is the merged view of the fleet the gateway answers itself for
+	// this route when it has more than one backend (the union of their
+	// model lists), instead of forwarding to one of them. NoView: forward.
+	View View
+	// FleetWide: the route may be sent to every backend in one call, with
+	// the query parameter fleet=all (pull and delete a model fleet-wide).
+	FleetWide bool
+	// Blobs says where the request names model blobs (digests), so that
+	// an upload and the create naming it reach the same backend.
+	Blobs BlobRef
+
 	class Class
 }
+
+// View is a merged view of the fleet's models.
+type View uint8
+
+// The views.
+const (
+	// NoView: the route is forwarded as any other.
+	NoView View = iota
+	// TagsView is GET /api/tags: {"models":[...]}, Ollama's list entries.
+	TagsView
+	// RunningView is GET /api/ps: {"models":[...]}, the loaded models.
+	RunningView
+	// OpenAIModelsView is GET /v1/models: {"object":"list","data":[...]}.
+	OpenAIModelsView
+	// OpenAIModelView is GET /v1/models/{model}: one model, OpenAI's shape.
+	OpenAIModelView
+)
+
+// BlobRef says where a request names blobs by digest.
+type BlobRef uint8
+
+// The places a request names blobs.
+const (
+	// NoBlobs: the request names none.
+	NoBlobs BlobRef = iota
+	// BlobInPath: the last path segment is the digest (/api/blobs/:digest).
+	BlobInPath
+	// BlobsInBody: the values of the JSON body's "files" and "adapters"
+	// objects are digests (/api/create).
+	BlobsInBody
+)
 
 // Class returns the route's metrics class.
 func (r *Route) Class() Class { return r.class }

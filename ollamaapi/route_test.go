@@ -15,6 +15,9 @@ type want struct {
 	byModel      bool
 	usage        UsageFormat
 	changesFleet bool
+	view         View
+	fleetWide    bool
+	blobs        BlobRef
 }
 
 func got(r *Route) want {
@@ -22,7 +25,7 @@ func got(r *Route) want {
 	if r.ModelFallback != "" {
 		model += "|" + r.ModelFallback
 	}
-	return want{r.Class().String(), r.Buffered, r.Upload, r.HeadFirst, model, r.ByModel, r.Usage, r.ChangesFleet}
+	return want{r.Class().String(), r.Buffered, r.Upload, r.HeadFirst, model, r.ByModel, r.Usage, r.ChangesFleet, r.View, r.FleetWide, r.Blobs}
 }
 
 // TestDocumentedRoutes walks every route of Ollama's API as Ollama v0.17.4
@@ -40,17 +43,17 @@ func TestDocumentedRoutes(t *testing.T) {
 		// docs/api.md
 		{"POST", "/api/generate", with(ollama, "/api/generate")},
 		{"POST", "/api/chat", with(ollama, "/api/chat")},
-		{"POST", "/api/create", want{class: "/api/create", upload: true, model: "model|name", changesFleet: true}},
-		{"HEAD", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest"}},
-		{"POST", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest", upload: true, headFirst: true, changesFleet: true}},
-		{"GET", "/api/tags", want{class: "/api/tags", buffered: true}},
+		{"POST", "/api/create", want{class: "/api/create", model: "model|name", changesFleet: true, blobs: BlobsInBody}},
+		{"HEAD", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest", blobs: BlobInPath}},
+		{"POST", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest", upload: true, headFirst: true, changesFleet: true, blobs: BlobInPath}},
+		{"GET", "/api/tags", want{class: "/api/tags", buffered: true, view: TagsView}},
 		{"POST", "/api/show", want{class: "/api/show", model: "model|name", byModel: true}},
 		{"POST", "/api/copy", want{class: "/api/copy", model: "source", changesFleet: true}},
-		{"DELETE", "/api/delete", want{class: "/api/delete", model: "model|name", changesFleet: true}},
-		{"POST", "/api/pull", want{class: "/api/pull", model: "model|name", changesFleet: true}},
+		{"DELETE", "/api/delete", want{class: "/api/delete", model: "model|name", changesFleet: true, fleetWide: true}},
+		{"POST", "/api/pull", want{class: "/api/pull", model: "model|name", changesFleet: true, fleetWide: true}},
 		{"POST", "/api/push", want{class: "/api/push", model: "model|name", changesFleet: true}},
 		{"POST", "/api/embed", want{class: "/api/embed", model: "model", byModel: true}},
-		{"GET", "/api/ps", want{class: "/api/ps", buffered: true}},
+		{"GET", "/api/ps", want{class: "/api/ps", buffered: true, view: RunningView}},
 		{"POST", "/api/embeddings", want{class: "/api/embeddings", model: "model", byModel: true}},
 		{"GET", "/api/version", want{class: "/api/version", buffered: true}},
 		// server/routes.go: the root and the HEAD variants.
@@ -62,9 +65,9 @@ func TestDocumentedRoutes(t *testing.T) {
 		{"POST", "/v1/chat/completions", with(openAI, "/v1/chat/completions")},
 		{"POST", "/v1/completions", with(openAI, "/v1/completions")},
 		{"POST", "/v1/embeddings", with(openAI, "/v1/embeddings")},
-		{"GET", "/v1/models", want{class: "/v1/models", buffered: true}},
-		{"GET", "/v1/models/llama3.2", want{class: "/v1/models/:model", buffered: true}},
-		{"GET", "/v1/models/hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", want{class: "/v1/models/:model", buffered: true}},
+		{"GET", "/v1/models", want{class: "/v1/models", buffered: true, view: OpenAIModelsView}},
+		{"GET", "/v1/models/llama3.2", want{class: "/v1/models/:model", buffered: true, view: OpenAIModelView}},
+		{"GET", "/v1/models/hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", want{class: "/v1/models/:model", buffered: true, view: OpenAIModelView}},
 		{"POST", "/v1/responses", with(openAI, "/v1/responses")},
 		// Not yet in the table (experimental in v0.17.4): forwarded,
 		// streamed, counted as other.

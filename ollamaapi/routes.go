@@ -19,17 +19,19 @@ var table = []Route{
 	// Ollama's API, in the order of docs/api.md.
 	{Method: "POST", Pattern: "/api/generate", ModelField: "model", ByModel: true, Usage: OllamaUsage},
 	{Method: "POST", Pattern: "/api/chat", ModelField: "model", ByModel: true, Usage: OllamaUsage},
-	{Method: "POST", Pattern: "/api/create", Upload: true, ModelField: "model", ModelFallback: "name", ChangesFleet: true},
-	{Method: "HEAD", Pattern: "/api/blobs/:digest"},
-	{Method: "POST", Pattern: "/api/blobs/:digest", Upload: true, HeadFirst: true, ChangesFleet: true},
-	{Method: "GET", Pattern: LocalModelsPath, Buffered: true},
+	// Since Ollama 0.5 a create body names its files by digest (the files
+	// go first, as blobs): a small JSON document, buffered to read them.
+	{Method: "POST", Pattern: "/api/create", ModelField: "model", ModelFallback: "name", ChangesFleet: true, Blobs: BlobsInBody},
+	{Method: "HEAD", Pattern: "/api/blobs/:digest", Blobs: BlobInPath},
+	{Method: "POST", Pattern: "/api/blobs/:digest", Upload: true, HeadFirst: true, ChangesFleet: true, Blobs: BlobInPath},
+	{Method: "GET", Pattern: LocalModelsPath, Buffered: true, View: TagsView},
 	{Method: "POST", Pattern: "/api/show", ModelField: "model", ModelFallback: "name", ByModel: true},
 	{Method: "POST", Pattern: "/api/copy", ModelField: "source", ChangesFleet: true},
-	{Method: "DELETE", Pattern: "/api/delete", ModelField: "model", ModelFallback: "name", ChangesFleet: true},
-	{Method: "POST", Pattern: "/api/pull", ModelField: "model", ModelFallback: "name", ChangesFleet: true},
+	{Method: "DELETE", Pattern: "/api/delete", ModelField: "model", ModelFallback: "name", ChangesFleet: true, FleetWide: true},
+	{Method: "POST", Pattern: "/api/pull", ModelField: "model", ModelFallback: "name", ChangesFleet: true, FleetWide: true},
 	{Method: "POST", Pattern: "/api/push", ModelField: "model", ModelFallback: "name", ChangesFleet: true},
 	{Method: "POST", Pattern: "/api/embed", ModelField: "model", ByModel: true},
-	{Method: "GET", Pattern: RunningModelsPath, Buffered: true},
+	{Method: "GET", Pattern: RunningModelsPath, Buffered: true, View: RunningView},
 	{Method: "POST", Pattern: "/api/embeddings", ModelField: "model", ByModel: true},
 	{Method: "GET", Pattern: "/api/version", Buffered: true},
 	{Method: "GET", Pattern: "/", Buffered: true},
@@ -38,8 +40,8 @@ var table = []Route{
 	{Method: "POST", Pattern: "/v1/chat/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
 	{Method: "POST", Pattern: "/v1/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
 	{Method: "POST", Pattern: "/v1/embeddings", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
-	{Method: "GET", Pattern: "/v1/models", Buffered: true},
-	{Method: "GET", Pattern: "/v1/models/:model", Buffered: true},
+	{Method: "GET", Pattern: "/v1/models", Buffered: true, View: OpenAIModelsView},
+	{Method: "GET", Pattern: "/v1/models/:model", Buffered: true, View: OpenAIModelView},
 	{Method: "POST", Pattern: "/v1/responses", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
 
 	// The Anthropic-compatible API (docs/api/anthropic-compatibility.mdx).

@@ -54,7 +54,7 @@ func TestBodyGateRefusal(t *testing.T) {
 	if got := <-fin.sizes; got != int64(len(body)) {
 		t.Errorf("GateBody size %d; want %d", got, len(body))
 	}
-	resp, err = http.Post("http://"+addr+"/api/create", "application/json", strings.NewReader(`{"model":"m","from":"llama3.2"}`))
+	resp, err = http.Post("http://"+addr+"/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", "application/octet-stream", strings.NewReader("GGUF"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestBodyGateRefusal(t *testing.T) {
 	resp.Body.Close()
 	<-fin.done
 	if len(fin.sizes) != 0 {
-		t.Errorf("a streamed upload (/api/create) went through the gate")
+		t.Errorf("a streamed upload (/api/blobs) went through the gate")
 	}
 	if fake.RequestsTo("/api/chat") != 0 {
 		t.Error("a refused body reached the backend")

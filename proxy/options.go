@@ -11,8 +11,8 @@ import (
 type Options struct {
 	// MaxRequestBodyBytes caps request bodies, which are buffered so that a
 	// failed attempt can be replayed on another backend. Larger bodies get
-	// 413. Bodies of uploads (ollamaapi.Route.Upload: POST /api/blobs/*
-	// and /api/create, model files of gigabytes) are streamed instead and
+	// 413. Bodies of uploads (ollamaapi.Route.Upload: POST /api/blobs/*,
+	// model files of gigabytes) are streamed instead and
 	// not capped. Default 64 MiB.
 	MaxRequestBodyBytes int64
 	// IdleTimeout bounds the client side of a stream: the silence while
