@@ -71,9 +71,9 @@ type Options struct {
 	// Models, if set, keeps the model list of every target that is a
 	// ModelTarget: after each successful check of it, the Checker requests
 	// Ollama's GET /api/tags (ollamaapi.LocalModelsPath; bounded by
-	// Timeout and 8 MiB) and passes the names listed
-	// to SetModels. A failed fetch keeps the last list; after three
-	// failures in a row, ForgetModels makes it unknown until a fetch
+	// Timeout and 8 MiB) and passes the names listed, with the raw
+	// entries, to SetModelList. A failed fetch keeps the last list; after
+	// three failures in a row, ForgetModels makes it unknown until a fetch
 	// succeeds. A check that fails fetches nothing and keeps the list.
 	// Default false: no request but the checks.
 	Models bool

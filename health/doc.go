@@ -28,10 +28,11 @@
 // when SetHealthy reports a change.
 //
 // With Options.Models, the Checker also keeps each [ModelTarget]'s list of
-// models, for model-aware routing: after every successful check it fetches
-// the backend's GET /api/tags (ollamaapi.LocalModelsPath) and passes the
-// names to SetModels. A failed fetch keeps the last list; three in a row
-// make it unknown (ForgetModels) until a fetch succeeds. Down backends are
+// models, for model-aware routing and the fleet's merged views: after every
+// successful check it fetches the backend's GET /api/tags
+// (ollamaapi.LocalModelsPath) and passes the names and the raw entries to
+// SetModelList. A failed fetch keeps the last list; three in a row make it
+// unknown (ForgetModels) until a fetch succeeds. Down backends are
 // not fetched from; their last list is kept for when they come back.
 //
 // The package depends on the standard library and the route table only; it

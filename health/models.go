@@ -16,10 +16,12 @@ import (
 // Options.Models.
 type ModelTarget interface {
 	Target
-	// SetModels records the model names the backend lists and reports
-	// whether its list changed. Calls for one target are made one at a
-	// time, from the Checker's goroutines.
-	SetModels(names []string) (changed bool)
+	// SetModelList records the model names the backend lists (each
+	// entry's "name", and its "model" when that differs) and the raw
+	// entries of its list, each a JSON object as Ollama wrote it, and
+	// reports whether its list changed. Calls for one target are made one
+	// at a time, from the Checker's goroutines.
+	SetModelList(names []string, entries []json.RawMessage) (changed bool)
 	// ForgetModels makes the backend's model list unknown and reports
 	// whether it was known.
 	ForgetModels() (changed bool)
@@ -43,7 +45,7 @@ var errModelsList = errors.New("health: bad model list")
 // refreshModels fetches the model list of ts and records it, or counts the
 // failure. It is called after a successful check.
 func (c *Checker) refreshModels(ctx context.Context, ts *target) {
-	names, err := c.fetchModels(ctx, ts.modelsURL)
+	names, entries, err := c.fetchModels(ctx, ts.modelsURL)
 	if ctx.Err() != nil {
 		return
 	}
@@ -57,49 +59,56 @@ func (c *Checker) refreshModels(ctx context.Context, ts *target) {
 		return
 	}
 	ts.modelFails = 0
-	if ts.mt.SetModels(names) {
+	if ts.mt.SetModelList(names, entries) {
 		c.log.Info("backend models", "backend", ts.name, "models", len(names))
 	}
 }
 
 // fetchModels requests url (a backend's ollamaapi.LocalModelsPath),
-// bounded by c.timeout, and returns the names it lists: each entry's
-// "name", and its "model" when that differs.
-func (c *Checker) fetchModels(ctx context.Context, url string) ([]string, error) {
+// bounded by c.timeout, and returns the names it lists (each entry's
+// "name", and its "model" when that differs) and its raw entries.
+func (c *Checker) fetchModels(ctx context.Context, url string) (names []string, entries []json.RawMessage, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, errors.New(failureReason(err, c.timeout))
+		return nil, nil, errors.New(failureReason(err, c.timeout))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-		return nil, errors.New("status " + strconv.Itoa(resp.StatusCode))
+		return nil, nil, errors.New("status " + strconv.Itoa(resp.StatusCode))
 	}
 	var list struct {
-		Models *[]struct {
-			Name  string `json:"name"`
-			Model string `json:"model"`
-		} `json:"models"`
+		Models *[]json.RawMessage `json:"models"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxModelsBody)).Decode(&list); err != nil {
 		if ctx.Err() != nil {
-			return nil, errors.New(failureReason(ctx.Err(), c.timeout))
+			return nil, nil, errors.New(failureReason(ctx.Err(), c.timeout))
 		}
-		return nil, fmt.Errorf("%w: %w", errModelsList, err)
+		return nil, nil, fmt.Errorf("%w: %w", errModelsList, err)
 	}
 	if list.Models == nil {
-		return nil, fmt.Errorf(`%w: no "models" member`, errModelsList)
+		return nil, nil, fmt.Errorf(`%w: no "models" member`, errModelsList)
 	}
 	// Read what may follow the value, so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-	names := make([]string, 0, len(*list.Models))
-	for _, m := range *list.Models {
+	entries = *list.Models
+	names = make([]string, 0, len(entries))
+	for _, raw := range entries {
+		var m struct {
+			Name  string `json:"name"`
+			Model string `json:"model"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			// Not an object: Ollama never lists one; skip it, as an
+			// entry without a name.
+			continue
+		}
 		if m.Name != "" {
 			names = append(names, m.Name)
 		}
@@ -107,5 +116,5 @@ func (c *Checker) fetchModels(ctx context.Context, url string) ([]string, error)
 			names = append(names, m.Model)
 		}
 	}
-	return names, nil
+	return names, entries, nil
 }

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,12 +17,20 @@ import (
 type modelTarget struct {
 	*fakeTarget
 
-	mu     sync.Mutex
-	models []string
-	known  bool
+	mu      sync.Mutex
+	models  []string
+	entries []json.RawMessage
+	known   bool
 }
 
-func (m *modelTarget) SetModels(names []string) bool {
+func (m *modelTarget) SetModelList(names []string, entries []json.RawMessage) bool {
+	m.mu.Lock()
+	m.entries = entries
+	m.mu.Unlock()
+	return m.setModels(names)
+}
+
+func (m *modelTarget) setModels(names []string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	changed := !m.known || !slices.Equal(m.models, names)
@@ -83,6 +92,21 @@ func TestModelsFetchedAfterSuccessfulCheck(t *testing.T) {
 	got, known := b.Models()
 	if want := []string{"llama3.2:latest", "qwen2.5:7b", "library/qwen2.5:7b"}; !known || !slices.Equal(got, want) {
 		t.Fatalf("models %q (known %v); want %q", got, known, want)
+	}
+	// The entries are passed on as the backend wrote them, for the merged
+	// views.
+	b.mu.Lock()
+	entries := b.entries
+	b.mu.Unlock()
+	wantEntries := []string{`{"name":"llama3.2:latest","model":"llama3.2:latest","size":2019393189}`,
+		`{"name":"qwen2.5:7b","model":"library/qwen2.5:7b","details":{"family":"qwen2"}}`}
+	if len(entries) != len(wantEntries) {
+		t.Fatalf("%d entries; want %d", len(entries), len(wantEntries))
+	}
+	for i, e := range entries {
+		if string(e) != wantEntries[i] {
+			t.Errorf("entry %d: got %s; want %s", i, e, wantEntries[i])
+		}
 	}
 	if !strings.Contains(logs.String(), `msg="backend models"`) {
 		t.Errorf("no log of the new list: %s", logs)
@@ -146,7 +170,7 @@ func TestModelsBadAnswers(t *testing.T) {
 		if got, known := b.Models(); known || b.State() != "up" {
 			t.Errorf("%s: models %.40q known %v, state %s; want unknown, up", tt.name, got, known, b.State())
 		}
-		if _, err := c.fetchModels(t.Context(), srv.URL+ollamaapi.LocalModelsPath); err == nil {
+		if _, _, err := c.fetchModels(t.Context(), srv.URL+ollamaapi.LocalModelsPath); err == nil {
 			t.Errorf("%s: fetchModels succeeded", tt.name)
 		}
 	}

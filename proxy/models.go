@@ -19,7 +19,8 @@ const (
 // Models is an immutable set of the models one backend has, compared by
 // canonical name (see Has). It is safe for concurrent use.
 type Models struct {
-	keys map[string]struct{}
+	keys    map[string]struct{}
+	entries []ModelEntry // the raw /api/tags entries; see modellist.go
 }
 
 // newModels returns the set of names, keeping at most MaxModels distinct
@@ -135,18 +136,13 @@ func appendLower(dst, s []byte) []byte {
 	return dst
 }
 
-// SetModels records the models the backend has, as its GET /api/tags lists
-// them, for model-aware routing. At most MaxModels names are kept (the
-// first ones), and names longer than MaxModelNameLen bytes are skipped. It
-// reports whether the set changed; an unchanged set is kept as it was.
-// It makes Backend a health.ModelTarget; safe for concurrent use.
+// SetModels records the models the backend has, by name, for model-aware
+// routing, without list entries: SetModelList(names, nil). At most
+// MaxModels names are kept (the first ones), and names longer than
+// MaxModelNameLen bytes are skipped. It reports whether the set changed;
+// an unchanged set is kept as it was. Safe for concurrent use.
 func (b *Backend) SetModels(names []string) (changed bool) {
-	m := newModels(names)
-	if m.equal(b.models.Load()) {
-		return false
-	}
-	b.models.Store(m)
-	return true
+	return b.SetModelList(names, nil)
 }
 
 // ForgetModels makes the backend's models unknown again, as before the

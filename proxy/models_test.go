@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ollama/ollama/types/model"
 )
@@ -133,5 +135,54 @@ func TestBackendSetModels(t *testing.T) {
 	}
 	if !b.ForgetModels() || b.Models() != nil || b.ForgetModels() {
 		t.Error("ForgetModels did not make the models unknown once")
+	}
+}
+
+func TestBackendSetModelListEntries(t *testing.T) {
+	b, err := NewBackend("http://127.0.0.1:11434", BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := func(s ...string) []json.RawMessage {
+		out := make([]json.RawMessage, len(s))
+		for i := range s {
+			out[i] = json.RawMessage(s[i])
+		}
+		return out
+	}
+	list := raw(
+		`{"name":"llama3.2:latest","model":"llama3.2:latest","modified_at":"2025-11-24T10:00:00.123456789Z","size":1}`,
+		`{"name":"Llama3.2","size":2}`, // the same model again: the first is kept
+		`[1,2]`,                        // not an object
+		`{"model":"x"}`,                // no name
+		`{"name":"big","pad":"`+strings.Repeat("x", MaxModelEntryBytes)+`"}`,
+		`{"name":"qwen2.5:7b"}`,
+	)
+	if !b.SetModelList([]string{"llama3.2:latest", "qwen2.5:7b"}, list) {
+		t.Fatal("first SetModelList reported no change")
+	}
+	got := b.Models().Entries()
+	want := []struct{ name, key, raw string }{
+		{"llama3.2:latest", "llama3.2:latest", string(list[0])},
+		{"qwen2.5:7b", "qwen2.5:7b", string(list[5])},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d entries; want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || got[i].Key != w.key || string(got[i].Raw) != w.raw {
+			t.Errorf("entry %d: got %q %q %s; want %q %q %s", i, got[i].Name, got[i].Key, got[i].Raw, w.name, w.key, w.raw)
+		}
+	}
+	if at := got[0].ModifiedAt; !at.Equal(time.Date(2025, 11, 24, 10, 0, 0, 123456789, time.UTC)) {
+		t.Errorf("ModifiedAt %v; want 2025-11-24T10:00:00.123456789Z", at)
+	}
+	first := b.Models()
+	if b.SetModelList([]string{"llama3.2:latest", "qwen2.5:7b"}, raw(string(list[0]), string(list[5]))) || b.Models() != first {
+		t.Error("the same list replaced it")
+	}
+	// Same names, an entry changed (a model re-pulled): a new list.
+	if !b.SetModelList([]string{"llama3.2:latest", "qwen2.5:7b"}, raw(string(list[0]), `{"name":"qwen2.5:7b","size":3}`)) {
+		t.Error("a changed entry did not replace the list")
 	}
 }
