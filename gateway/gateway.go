@@ -80,6 +80,7 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 			IdleTimeout:         cfg.Proxy.StreamIdleTimeout(),
 			Logger:              g.log,
 			OnBackendError:      g.backendError,
+			Affinity:            g.affinity,
 		}),
 	}, nil
 }
@@ -95,6 +96,12 @@ type Gateway struct {
 	// bucket (adapting it to the new rate).
 	limits limiter.Limiter
 	conc   *limiter.Concurrency
+	// affinity maps blob digests to the backend holding them, across
+	// reloads (create through several backends; see proxy.Affinity).
+	affinity *proxy.Affinity
+	// fleet sends the gateway's own requests to every backend: the
+	// merged views' live fallback and fleet-wide pulls (fleetclient.go).
+	fleet *fleetClient
 	// bodies holds the budget of buffered request bodies, which outlives
 	// snapshots too; bodyGrace is when their minimum rate starts.
 	bodies    bodyBudget
@@ -126,6 +133,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		log:    log,
 		limits: local,
 		conc:   limiter.NewConcurrency(limiter.Options{}),
+
+		affinity: proxy.NewAffinity(0, 0),
+		fleet:    newFleetClient(),
 
 		bodyGrace: defaultBodyGrace,
 	}
@@ -225,6 +235,7 @@ func (g *Gateway) Close() {
 	}
 	g.reloadMu.Unlock()
 	g.bg.Wait()
+	g.fleet.close()
 	g.Snapshot().Proxy.Pool().Close()
 }
 
@@ -251,6 +262,13 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	}
 	if !g.checkIP(ctx, p, r) || p.preflight(ctx) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) {
 		p.corsHeaders(ctx)
+		r.finishHere(ctx)
+		return
+	}
+	if r.route.View != ollamaapi.NoView && st.Proxy.Pool().Len() > 1 {
+		// The fleet's merged list, answered here (fleetview.go).
+		g.serveView(ctx, st, r.route.View)
+		r.ModifyResponse(ctx)
 		r.finishHere(ctx)
 		return
 	}

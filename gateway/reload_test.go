@@ -343,8 +343,9 @@ func TestHealthEndpointsAndPassiveEjection(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 	// One request that hits the dead backend ejects it at once.
+	// (Not /api/tags: with two backends the gateway answers it itself.)
 	for range 2 {
-		if status, _, _ := get(t, gw.URL+"/api/tags"); status != 200 {
+		if status, _, _ := get(t, gw.URL+"/api/version"); status != 200 {
 			t.Fatalf("request failed: %d", status)
 		}
 	}

@@ -21,7 +21,8 @@ type exchange struct {
 	fin     Finisher
 	mod     ResponseModifier // fin, if it is one
 	upload  uploadBody
-	route   route // model-aware selection, set with the buffered body
+	route   route    // model-aware selection, set with the buffered body
+	pin     *Backend // blob affinity: tried first (affinity.go)
 	body    responseBody
 	tail    ring
 	scratch []byte
@@ -201,6 +202,7 @@ func (x *exchange) modify() {
 // per exchange: from Handle when there is no body to stream, else when the
 // server closes the body stream.
 func (x *exchange) finish(err error) {
+	x.rememberBlob()
 	x.res.Err = err
 	x.res.Duration = time.Since(x.res.Start)
 	if x.body.track {
@@ -217,6 +219,7 @@ func (x *exchange) finish(err error) {
 	x.api = nil
 	x.res = Result{}
 	x.counted = false
+	x.pin = nil
 	x.upload = uploadBody{}
 	x.route.reset()
 	x.body = responseBody{}

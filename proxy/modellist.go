@@ -22,16 +22,25 @@ type ModelEntry struct {
 	// Key is Name in canonical form (see Models.Has): "llama3" and
 	// "library/llama3:latest" have one Key.
 	Key string
-	// ModifiedAt is the entry's "modified_at"; zero if missing or invalid.
-	ModifiedAt time.Time
+	// Time is the entry's time, the order Ollama lists entries in (the
+	// greatest first): "modified_at" for /api/tags, "expires_at" for
+	// /api/ps; zero if missing or invalid.
+	Time time.Time
 	// Raw is the entry exactly as the backend listed it: a JSON object.
 	Raw json.RawMessage
 }
 
-// newEntries returns the entries of raw that are JSON objects with a
-// "name" of at most MaxModelNameLen bytes and at most MaxModelEntryBytes
-// long, one per name (the first), at most MaxModels. The bytes are copied.
-func newEntries(raw []json.RawMessage) []ModelEntry {
+// ModelKey returns the canonical form of a model name, the ModelEntry.Key
+// of its entries: "llama3", "Llama3:latest" and
+// "registry.ollama.ai/library/llama3" are all "llama3:latest".
+func ModelKey(name string) string { return string(appendModelKey(nil, []byte(name))) }
+
+// ParseModelEntries returns the entries of raw (the "models" of an Ollama
+// /api/tags or /api/ps answer) that are JSON objects with a "name" of at
+// most MaxModelNameLen bytes and at most MaxModelEntryBytes long, one per
+// name (the first), at most MaxModels. timeField names the member read
+// into Time ("modified_at", "expires_at"). The bytes are copied.
+func ParseModelEntries(raw []json.RawMessage, timeField string) []ModelEntry {
 	if len(raw) == 0 {
 		return nil
 	}
@@ -55,8 +64,8 @@ func newEntries(raw []json.RawMessage) []ModelEntry {
 		}
 		seen[key] = struct{}{}
 		e := ModelEntry{Name: string(name), Key: key, Raw: slices.Clone(r)}
-		if at, ok := jsonfield.AppendString(nil, r, "modified_at"); ok {
-			e.ModifiedAt, _ = time.Parse(time.RFC3339Nano, string(at))
+		if at, ok := jsonfield.AppendString(nil, r, timeField); ok {
+			e.Time, _ = time.Parse(time.RFC3339Nano, string(at))
 		}
 		out = append(out, e)
 	}
@@ -82,7 +91,7 @@ func (m *Models) Entries() []ModelEntry {
 // health.ModelTarget; safe for concurrent use.
 func (b *Backend) SetModelList(names []string, entries []json.RawMessage) (changed bool) {
 	m := newModels(names)
-	m.entries = newEntries(entries)
+	m.entries = ParseModelEntries(entries, "modified_at")
 	if old := b.models.Load(); m.equal(old) && sameEntries(m.entries, old.entries) {
 		return false
 	}

@@ -174,8 +174,8 @@ func TestBackendSetModelListEntries(t *testing.T) {
 			t.Errorf("entry %d: got %q %q %s; want %q %q %s", i, got[i].Name, got[i].Key, got[i].Raw, w.name, w.key, w.raw)
 		}
 	}
-	if at := got[0].ModifiedAt; !at.Equal(time.Date(2025, 11, 24, 10, 0, 0, 123456789, time.UTC)) {
-		t.Errorf("ModifiedAt %v; want 2025-11-24T10:00:00.123456789Z", at)
+	if at := got[0].Time; !at.Equal(time.Date(2025, 11, 24, 10, 0, 0, 123456789, time.UTC)) {
+		t.Errorf("Time %v; want 2025-11-24T10:00:00.123456789Z", at)
 	}
 	first := b.Models()
 	if b.SetModelList([]string{"llama3.2:latest", "qwen2.5:7b"}, raw(string(list[0]), string(list[5]))) || b.Models() != first {

@@ -24,6 +24,10 @@ type Options struct {
 	// checks. FailureKind tells a dead backend ("connect", "timeout") from
 	// a busy one or a stale pooled connection.
 	OnBackendError func(*Backend, error)
+	// Affinity, if set, sends blob uploads and the /api/create naming
+	// their digests to the backend that took them (see Affinity). Default
+	// nil: no affinity, every request is routed as any other.
+	Affinity *Affinity
 	// Logger receives backend errors. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -36,8 +36,12 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 	attempts := max(2, pool.Len())
 	staleRetried := false
 	var err error
+	x.pinBlobs(upReq)
 	for range attempts {
-		b := x.route.next(pool)
+		b := x.takePin() // blob affinity (affinity.go), first attempt only
+		if b == nil {
+			b = x.route.next(pool)
+		}
 		if b == nil {
 			var at uint64
 			b, at = pool.pick(pos)

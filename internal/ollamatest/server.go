@@ -129,6 +129,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	}
 	s.startScheduler(t)
 	s.routes = s.newRoutes()
+	s.addManageRoutes()
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.ts.URL
 	t.Cleanup(s.Close)
