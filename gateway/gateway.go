@@ -272,6 +272,18 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 		r.finishHere(ctx)
 		return
 	}
+	if r.route.FleetWide && fleetAll(ctx) && st.Proxy.Pool().Len() > 1 {
+		// Every backend at once, for an admin (fleetwide.go).
+		if !g.adminAllowed(ctx, st, r) {
+			p.corsHeaders(ctx)
+			r.finishHere(ctx)
+			return
+		}
+		r.refs++
+		defer r.handled(ctx)
+		g.serveFleetWide(ctx, st, r)
+		return
+	}
 	// The proxy calls r.ModifyResponse once the backend's headers are in
 	// place, then r.Finish, maybe before Handle returns; r stays ours until
 	// then, to give back what its body held.
