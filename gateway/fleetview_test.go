@@ -236,3 +236,19 @@ func TestSingleBackendViewsPassThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedViewLiveWhileUnknown: a backend whose list is not known (not
+// fetched yet, or forgotten) is asked live, once per listing, so its models
+// are not missing from the union.
+func TestMergedViewLiveWhileUnknown(t *testing.T) {
+	gw, fakes := threeBackends(t, nil)
+	backendOf(t, gw, fakes[1].URL).ForgetModels()
+	before := []int64{fakes[0].RequestsTo("/api/tags"), fakes[1].RequestsTo("/api/tags")}
+	got, _ := modelsByName(t, gw.URL+"/api/tags")
+	if len(got) != len(fleetNames) || got["nomic-embed-text:latest"] == nil {
+		t.Errorf("/api/tags lists %d models, nomic-embed-text %v; want %d, listed", len(got), got["nomic-embed-text:latest"] != nil, len(fleetNames))
+	}
+	if d0, d1 := fakes[0].RequestsTo("/api/tags")-before[0], fakes[1].RequestsTo("/api/tags")-before[1]; d0 != 0 || d1 != 1 {
+		t.Errorf("/api/tags requests: known backend %d, unknown one %d; want 0, 1", d0, d1)
+	}
+}
