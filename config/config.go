@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"os"
 	"strings"
 	"time"
 )
@@ -29,6 +30,10 @@ const (
 	defaultAuthFailuresPerMinute            = 10
 	defaultFailThreshold                    = 2
 	defaultRiseThreshold                    = 1
+	defaultRedisKeyPrefix                   = "ollama-gateway:"
+	defaultRedisFailMode                    = "open"
+	defaultRedisTimeoutMilliseconds         = 100
+	defaultRedisLeaseMilliseconds           = 30000
 )
 
 // Config is the parsed config.json: plain data with no behaviour beyond
@@ -78,6 +83,10 @@ type Config struct {
 	Metrics Metrics `json:"metrics"`
 	// Proxy holds the gateway's own tuning: limits and timeouts.
 	Proxy Proxy `json:"proxy"`
+	// Redis, when set, shares the rate limits and concurrency caps of
+	// several gateway replicas through one Redis server. Optional; nil
+	// (absent) keeps every limit in this process.
+	Redis *Redis `json:"redis,omitempty"`
 }
 
 // LoadBalancer configures the health checks of the Ollama servers.
@@ -220,6 +229,56 @@ type Proxy struct {
 	// 408. Default 8192; 0 turns the check off (the idle timeout between
 	// reads, StreamIdleTimeoutSeconds, still applies); >= 0.
 	MinRequestBodyBytesPerSecond int64 `json:"minRequestBodyBytesPerSecond"`
+}
+
+// Redis connects the gateway to the Redis server its replicas share.
+type Redis struct {
+	// URL is the server, "redis://[user[:password]@]host[:port][/db]", or
+	// "rediss://..." for TLS. Port 6379 and database 0 by default. A
+	// password here is never logged nor shown; PasswordEnv keeps it out
+	// of the file. Required.
+	URL string `json:"url"`
+	// PasswordEnv names an environment variable holding the password,
+	// which then replaces any password of URL. Optional; when set, the
+	// variable must be set and not empty.
+	PasswordEnv string `json:"passwordEnv,omitempty"`
+	// KeyPrefix starts every Redis key the gateway writes, so several
+	// gateway fleets (or other programs) can share one database. Default
+	// "ollama-gateway:"; printable ASCII without spaces.
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	// FailMode says what a request gets while Redis cannot be reached:
+	// "open" (the default) admits it under this replica's own limits,
+	// "closed" answers 503.
+	FailMode string `json:"failMode,omitempty"`
+	// TimeoutMilliseconds bounds one Redis call, in milliseconds; past it
+	// the call counts as failed and FailMode applies. Default 100; between
+	// 1 and 60000.
+	TimeoutMilliseconds int `json:"timeoutMilliseconds,omitempty"`
+	// LeaseMilliseconds is how long a concurrency slot (rateLimit.
+	// maxConcurrent) lives in Redis unless renewed; the replica holding it
+	// renews it every third of that while the request runs, so the slots
+	// of a replica that died come back after at most this long. Default
+	// 30000; between 100 and 3600000.
+	LeaseMilliseconds int `json:"leaseMilliseconds,omitempty"`
+}
+
+// Timeout returns TimeoutMilliseconds as a Duration (default 100ms).
+func (r *Redis) Timeout() time.Duration {
+	return durationOf(int64(r.TimeoutMilliseconds), time.Millisecond)
+}
+
+// Lease returns LeaseMilliseconds as a Duration (default 30s).
+func (r *Redis) Lease() time.Duration {
+	return durationOf(int64(r.LeaseMilliseconds), time.Millisecond)
+}
+
+// Password returns the password from the PasswordEnv variable, or "" when
+// PasswordEnv is not set (the URL's own password, if any, then applies).
+func (r *Redis) Password() string {
+	if r.PasswordEnv == "" {
+		return ""
+	}
+	return os.Getenv(r.PasswordEnv)
 }
 
 // Default returns a Config holding every documented default. OllamaAddresses,

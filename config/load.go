@@ -129,6 +129,16 @@ func (c *Config) normalise() {
 	for i, a := range c.OllamaAddresses {
 		c.OllamaAddresses[i] = strings.TrimSpace(a)
 	}
+	if r := c.Redis; r != nil {
+		orDefault(&r.KeyPrefix, defaultRedisKeyPrefix)
+		orDefault(&r.FailMode, defaultRedisFailMode)
+		if r.TimeoutMilliseconds == 0 {
+			r.TimeoutMilliseconds = defaultRedisTimeoutMilliseconds
+		}
+		if r.LeaseMilliseconds == 0 {
+			r.LeaseMilliseconds = defaultRedisLeaseMilliseconds
+		}
+	}
 }
 
 // syntaxError is a JSON syntax error with its position in the input.
@@ -219,6 +229,8 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 		})
 	}
 	switch t.Kind() {
+	case reflect.Pointer: // an optional block
+		checkShape(v, t.Elem(), path, errs)
 	case reflect.Struct:
 		obj, ok := v.(map[string]any)
 		if !ok {

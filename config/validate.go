@@ -83,6 +83,7 @@ func (c *Config) Validate() error {
 	v.duration("proxy.clientIdleTimeoutSeconds", p.ClientIdleTimeoutSeconds, time.Second, 1)
 	v.duration("proxy.shutdownTimeoutSeconds", p.ShutdownTimeoutSeconds, time.Second, 0)
 	v.bodyBudget(p)
+	v.redis(c.Redis)
 
 	return errors.Join(v.errs...)
 }
