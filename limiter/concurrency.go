@@ -37,8 +37,18 @@ type concShard struct {
 type Slot struct {
 	shard *concShard
 	key   ClientKey
-	held  int // guarded by shard.mu
+	held  int    // guarded by shard.mu
+	lease *lease // a RedisConcurrency lease instead; then shard is nil
 }
+
+// Acquirer caps simultaneous requests per client: Concurrency in one
+// process, RedisConcurrency across replicas.
+type Acquirer interface {
+	// Acquire takes one of key's max slots; see Concurrency.Acquire.
+	Acquire(key ClientKey, max int) (*Slot, bool)
+}
+
+var _ Acquirer = (*Concurrency)(nil)
 
 // NewConcurrency returns an empty Concurrency sized by opts.
 func NewConcurrency(opts Options) *Concurrency {
@@ -87,6 +97,10 @@ func (c *Concurrency) Acquire(key ClientKey, max int) (s *Slot, ok bool) {
 // more slots, it is no longer tracked.
 func (s *Slot) Release() {
 	if s == nil {
+		return
+	}
+	if s.lease != nil {
+		s.lease.release()
 		return
 	}
 	sh := s.shard

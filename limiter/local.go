@@ -32,6 +32,10 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Reset is the time until the bucket is full again.
 	Reset time.Duration
+	// Unavailable reports that the limiter could not decide (a shared
+	// store unreachable with fail-closed): Allowed is false, and the
+	// request should be answered 503, not 429. Local never sets it.
+	Unavailable bool
 }
 
 // Limiter decides whether a client may make one more request.
