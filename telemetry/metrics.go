@@ -83,6 +83,7 @@ type Metrics struct {
 	mu       sync.Mutex // guards creation of the maps' entries below
 	backends sync.Map   // backend name -> *backendMetrics (few, stable keys)
 	models   modelTable
+	redis    redisTable
 }
 
 // pairMetrics are the handles of one (method, endpoint) pair.
@@ -225,6 +226,8 @@ var help = map[string]string{
 	"time_to_first_token_seconds": "Time from request to the first response body byte from the backend (the first token of a stream).",
 	"tokens_total":                "Tokens reported by the backends, by model and type (prompt or completion).",
 	"tokens_per_second":           "Generation speed reported by the backends (eval_count / eval_duration).",
+	"redis_duration_seconds":      "Round-trip time of calls to the shared Redis, by operation.",
+	"redis_errors_total":          "Calls to the shared Redis that failed (unreachable, timeout, error reply), by operation.",
 }
 
 // writeWithHelp copies an exposition to w, completing the bare "# HELP
