@@ -216,9 +216,15 @@ func (g *Gateway) refuse(reason telemetry.AuthFailure) {
 	}
 }
 
-// tooMany answers 429 with Retry-After in whole seconds, rounded up.
+// tooMany answers 429 with Retry-After in whole seconds, rounded up; 503
+// when a shared limiter could not decide (redis.failMode "closed").
 func tooMany(ctx *fasthttp.RequestCtx, d limiter.Decision, msg string) {
-	proxy.WriteError(ctx, fasthttp.StatusTooManyRequests, msg)
+	if d.Unavailable {
+		msg = "rate limiter unavailable, try again later"
+		proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, msg)
+	} else {
+		proxy.WriteError(ctx, fasthttp.StatusTooManyRequests, msg)
+	}
 	var buf [20]byte
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, strconv.AppendInt(buf[:0], ceilSeconds(d.RetryAfter), 10))
 }

@@ -93,9 +93,10 @@ type Gateway struct {
 	router *router.Router
 
 	// Limiter state outlives snapshots: a reload keeps every client's
-	// bucket (adapting it to the new rate).
+	// bucket (adapting it to the new rate). Both are the same *limits,
+	// local or shared through Redis (sharedlimits.go).
 	limits limiter.Limiter
-	conc   *limiter.Concurrency
+	conc   *limits
 	// affinity maps blob digests to the backend holding them, across
 	// reloads (create through several backends; see proxy.Affinity).
 	affinity *proxy.Affinity
@@ -128,11 +129,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	local := limiter.NewLocal(limiter.Options{})
+	lim := newLimits()
+	local := lim.local
 	g := &Gateway{
 		log:    log,
-		limits: local,
-		conc:   limiter.NewConcurrency(limiter.Options{}),
+		limits: lim,
+		conc:   lim,
 
 		affinity: proxy.NewAffinity(0, 0),
 		fleet:    newFleetClient(),
@@ -155,6 +157,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		g.metrics.Store(g.newMetrics(cfg.Metrics.Namespace))
 	}
 	g.ctx, g.stop = context.WithCancel(context.Background())
+	if err := g.configureRedis(cfg); err != nil {
+		g.stop()
+		return nil, err
+	}
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
@@ -234,6 +240,7 @@ func (g *Gateway) Close() {
 		g.healthStop = nil
 	}
 	g.reloadMu.Unlock()
+	g.closeShared()
 	g.bg.Wait()
 	g.fleet.close()
 	g.Snapshot().Proxy.Pool().Close()

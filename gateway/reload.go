@@ -97,6 +97,10 @@ func (g *Gateway) applyLocked(cfg *config.Config) (*ReloadResult, error) {
 		g.countReload(false)
 		return nil, err
 	}
+	if err := g.configureRedis(cfg); err != nil {
+		g.countReload(false)
+		return nil, err
+	}
 	res := describe(old, st)
 	g.state.Store(st)
 	g.swapMetrics(old.Config, cfg)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -118,7 +120,33 @@ func (c *Client) Do(op string, build func(b rueidis.Builder) rueidis.Completed) 
 	defer cancel()
 	start := time.Now()
 	msg, err := c.c.Do(ctx, build(c.c.B())).ToMessage()
+	for i := 0; i < staleRetries && stale(ctx, err); i++ {
+		msg, err = c.c.Do(ctx, build(c.c.B())).ToMessage()
+	}
 	return msg, c.done(op, start, err)
+}
+
+// Available reports whether calls go to Redis (the breaker is closed, or
+// its backoff is over); false after a failure, for the backoff.
+func (c *Client) Available() bool { return c.gate() == nil }
+
+// staleRetries bounds the immediate retries of a call that met a dead
+// connection: the client may need a few to notice and redial.
+const staleRetries = 3
+
+// stale reports whether err is what a connection that died while idle
+// (a Redis restart) gives on its first use: the client redials on the
+// next call, so one immediate retry, within the same timeout, spares the
+// request. A command whose reply was lost could run twice: for the rate
+// script that takes a second token, erring on the strict side.
+func stale(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // gate returns ErrUnavailable while the breaker is open.

@@ -33,11 +33,28 @@ func (c *Client) Run(op string, s *Script, keys []string, args []string) (rueidi
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	start := time.Now()
-	cmd := c.c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-	msg, err := c.c.Do(ctx, cmd).ToMessage()
-	if ret, ok := rueidis.IsRedisErr(err); ok && (ret.IsNoScript() || strings.HasPrefix(ret.Error(), "NOSCRIPT")) {
-		cmd = c.c.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+	var (
+		msg  rueidis.RedisMessage
+		err  error
+		eval bool
+	)
+	for retries := 0; ; {
+		var cmd rueidis.Completed
+		if eval {
+			cmd = c.c.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+		} else {
+			cmd = c.c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+		}
 		msg, err = c.c.Do(ctx, cmd).ToMessage()
+		if ret, ok := rueidis.IsRedisErr(err); ok && !eval && (ret.IsNoScript() || strings.HasPrefix(ret.Error(), "NOSCRIPT")) {
+			eval = true
+			continue
+		}
+		if retries < staleRetries && stale(ctx, err) {
+			retries++
+			continue
+		}
+		break
 	}
 	return msg, c.done(op, start, err)
 }
