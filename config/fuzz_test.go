@@ -24,6 +24,9 @@ func FuzzParse(f *testing.F) {
 			`AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS a@b","name":"a"}],` +
 			`"adminKeys":[{"publicKey":"ssh-rsa AAAA"},{"PUBLICKEY":null,"x":1},7]}`,
 		`[[[[]]]]`,
+		`{"ollamaAddresses":["http://x"],"redis":{"url":"rediss://u:p@[::1]:6380/15","passwordEnv":"HOME",` +
+			`"keyPrefix":"","failMode":"closed","timeoutMilliseconds":60001,"leaseMilliseconds":null}}`,
+		`{"ollamaAddresses":["http://x"],"redis":null}`,
 		``,
 		// Extreme numbers for every field that becomes a duration.
 		`{"ollamaAddresses":["http://x"],"rateLimit":{"enabled":true,"maxRequests":1,"timeWindowSeconds":9223372037}}`,
