@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/ollamagw/ollama-gateway/config"
 )
 
 func TestParseAuthorization(t *testing.T) {
@@ -30,8 +32,8 @@ func TestParseAuthorization(t *testing.T) {
 func TestKeySet(t *testing.T) {
 	digest := sha256.Sum256([]byte("by-digest"))
 	s := NewKeySet(
-		[]string{"plain-key", "sha256:" + hex.EncodeToString(digest[:]), "shared"},
-		[]string{"admin-key", "shared"},
+		config.Keys("plain-key", "sha256:"+hex.EncodeToString(digest[:]), "shared"),
+		config.Keys("admin-key", "shared"),
 	)
 	tests := []struct {
 		presented string
@@ -59,7 +61,7 @@ func TestKeySet(t *testing.T) {
 	if s.Len() != 4 || !s.HasAdminKeys() {
 		t.Errorf("Len %d HasAdminKeys %v; want 4 true", s.Len(), s.HasAdminKeys())
 	}
-	if NewKeySet([]string{"a"}, nil).HasAdminKeys() {
+	if NewKeySet(config.Keys("a"), nil).HasAdminKeys() {
 		t.Error("HasAdminKeys true without admin keys")
 	}
 }
@@ -107,7 +109,7 @@ func FuzzParseAuthorization(f *testing.F) {
 	for _, s := range []string{"Bearer abc", "abc", "bearer  x ", "", "Bearer"} {
 		f.Add(s)
 	}
-	s := NewKeySet([]string{"abc"}, nil)
+	s := NewKeySet(config.Keys("abc"), nil)
 	f.Fuzz(func(t *testing.T, v string) {
 		k := ParseAuthorization([]byte(v))
 		if len(k) > len(v) {
@@ -159,7 +161,7 @@ func BenchmarkIPSetContains1000CIDRs(b *testing.B) {
 }
 
 func BenchmarkKeyLookup(b *testing.B) {
-	s := NewKeySet([]string{"ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"}, nil)
+	s := NewKeySet(config.Keys("ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"), nil)
 	hdr := []byte("Bearer ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI")
 	b.ReportAllocs()
 	for b.Loop() {

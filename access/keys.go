@@ -3,6 +3,7 @@ package access
 import (
 	"bytes"
 	"crypto/sha256"
+	"time"
 
 	"github.com/ollamagw/ollama-gateway/config"
 )
@@ -18,6 +19,59 @@ type Key struct {
 	Name string
 	// Admin reports whether the key may use the admin endpoints.
 	Admin bool
+
+	// The key's policy, from its config entry (config.KeyEntry); the zero
+	// value of each field imposes nothing.
+
+	// Label is the entry's name ("" when it has none), for logs, usage
+	// and metrics.
+	Label string
+	// Models is the key's model allowlist; nil allows every model.
+	Models *ModelSet
+	// RateLimit and RateWindow are the key's own request rate; 0: none.
+	RateLimit  int
+	RateWindow time.Duration
+	// TokenMax and TokenWindow are the key's token budget; 0: none.
+	TokenMax    int64
+	TokenWindow time.Duration
+	// Expires is when the key stops being accepted; zero: never.
+	Expires time.Time
+}
+
+// DisplayName returns Label, or the key id when the entry has no name.
+func (k *Key) DisplayName() string {
+	if k.Label != "" {
+		return k.Label
+	}
+	return k.Name
+}
+
+// Expired reports whether the key has expired at now.
+func (k *Key) Expired(now time.Time) bool {
+	return !k.Expires.IsZero() && !now.Before(k.Expires)
+}
+
+// ModelFilter returns the keep-filter of the key's model listings
+// (/api/tags, /api/ps, /v1/models): a predicate on a model name, or nil
+// when the key may see every model.
+func (k *Key) ModelFilter() func(name string) bool {
+	if k == nil || k.Models == nil {
+		return nil
+	}
+	return k.Models.AllowsName
+}
+
+// setPolicy copies the policy of entry e onto k.
+func (k *Key) setPolicy(e config.KeyEntry) {
+	k.Label = e.Name
+	k.Models = NewModelSet(e.Models)
+	if r := e.RateLimit; r != nil {
+		k.RateLimit, k.RateWindow = r.MaxRequests, r.Window()
+	}
+	if t := e.Tokens; t != nil {
+		k.TokenMax, k.TokenWindow = t.Max, t.Window()
+	}
+	k.Expires, _ = e.Expiry()
 }
 
 // KeySet is an immutable set of API keys, looked up by SHA-256 digest. It
@@ -32,20 +86,27 @@ type KeySet struct {
 	admin bool
 }
 
-// NewKeySet builds the set of apiKeys and adminKeys (raw keys or
-// "sha256:<64 hex digits>", as config validates them). An admin key is also
-// an API key.
-func NewKeySet(apiKeys, adminKeys []string) *KeySet {
+// NewKeySet builds the set of apiKeys and adminKeys (entries as config
+// validates them). An admin key is also an API key. A key listed more than
+// once has the policy of the one entry that gives it one. Entries without
+// a secret key (publicKey) are left out.
+func NewKeySet(apiKeys, adminKeys []config.KeyEntry) *KeySet {
 	s := &KeySet{keys: make(map[[32]byte]*Key, len(apiKeys)+len(adminKeys))}
-	add := func(entry string, admin bool) {
-		d := config.KeyDigest(entry)
-		if k, ok := s.keys[d]; ok {
-			k.Admin = k.Admin || admin
+	add := func(e config.KeyEntry, admin bool) {
+		if e.Credential() == "" {
 			return
 		}
-		k := &Key{Name: config.KeyID(d), Admin: admin}
-		copy(k.ID[:], d[:16])
-		s.keys[d] = k
+		d := e.Digest()
+		k, ok := s.keys[d]
+		if !ok {
+			k = &Key{Name: config.KeyID(d)}
+			copy(k.ID[:], d[:16])
+			s.keys[d] = k
+		}
+		k.Admin = k.Admin || admin
+		if e.HasPolicy() {
+			k.setPolicy(e)
+		}
 	}
 	for _, e := range apiKeys {
 		add(e, false)

@@ -49,7 +49,7 @@ func startGateway(b *testing.B, backend string, metricsOn bool) string {
 func benchConfig(backends ...string) config.Config {
 	cfg := config.Default()
 	cfg.Logging = false
-	cfg.APIKeys = []string{benchKey}
+	cfg.APIKeys = config.Keys(benchKey)
 	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 30, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
 	for _, be := range backends {
 		cfg.OllamaAddresses = append(cfg.OllamaAddresses, "http://"+be)

@@ -60,14 +60,16 @@ type Config struct {
 	// AuthHeaderName is the request header that carries the API key; it
 	// must be a valid HTTP header field name. Default "Authorization".
 	AuthHeaderName string `json:"authHeaderName"`
-	// APIKeys are the keys accepted for the proxied Ollama API. Each is
-	// printable ASCII without spaces; a key of the form "sha256:<64 hex
-	// digits>" is the SHA-256 digest of the key rather than the key itself.
-	// No default (nil).
-	APIKeys []string `json:"apiKeys"`
+	// APIKeys are the keys accepted for the proxied Ollama API, each a
+	// string (the key, printable ASCII without spaces, or "sha256:<64 hex
+	// digits>", the SHA-256 digest of the key rather than the key itself)
+	// or an object giving the key a name and a policy ([KeyEntry]); both
+	// forms may be mixed. No default (nil).
+	APIKeys []KeyEntry `json:"apiKeys"`
 	// AdminKeys are the keys accepted for the gateway's admin endpoints
-	// (/config/...), in the same forms as APIKeys. Optional; no default.
-	AdminKeys []string `json:"adminKeys,omitempty"`
+	// (/config/...) and for model management, in the same forms as
+	// APIKeys. Optional; no default.
+	AdminKeys []KeyEntry `json:"adminKeys,omitempty"`
 	// APIPublicKeys are the object entries of apiKeys that name an Ollama
 	// public key ([PublicKey]), in file order: signed requests made with
 	// the matching private key are accepted. No default.
@@ -155,6 +157,12 @@ type Security struct {
 	// read, and the client is its right-most address that is not a trusted
 	// proxy. Default empty: X-Forwarded-For is never trusted.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// ModelManagement says which keys may change the fleet's models
+	// (pull, push, create, copy, delete, blob uploads: the routes marked
+	// ChangesFleet in ollamaapi): "admin" (the default) needs a key of
+	// AdminKeys (without adminKeys nobody may: there is no loopback
+	// fallback), "any" lets every API key do it, as before this field.
+	ModelManagement string `json:"modelManagement,omitempty"`
 	// AllowedOrigins lists the browser origins (e.g.
 	// "https://chat.example.com") allowed to call the gateway across
 	// origins (CORS); "*" allows any. Default empty: no cross-origin
@@ -448,3 +456,15 @@ func KeyDigest(entry string) [32]byte {
 // in hex (16 digits). It names a key in logs, metrics and RateLimit.PerKey
 // without revealing it.
 func KeyID(digest [32]byte) string { return hex.EncodeToString(digest[:8]) }
+
+// The values of Security.ModelManagement.
+const (
+	// ModelManagementAdmin: only admin keys may change the fleet's models.
+	ModelManagementAdmin = "admin"
+	// ModelManagementAny: every API key may.
+	ModelManagementAny = "any"
+)
+
+// AnyKeyManagesModels reports whether Security.ModelManagement lets every
+// API key manage models (default false: admin keys only).
+func (s Security) AnyKeyManagesModels() bool { return s.ModelManagement == ModelManagementAny }

@@ -47,7 +47,7 @@ func TestLoadSeed(t *testing.T) {
 	}
 	want := Default()
 	want.OllamaAddresses = []string{"http://localhost:11434/"}
-	want.APIKeys = []string{"ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI"}
+	want.APIKeys = Keys("ahP7DieD7rNpTUa6No--iJpOaXY3TDK8dIjKg0cp-hI")
 	want.RateLimit = RateLimit{MaxRequests: 10, TimeWindowSeconds: 15, Enabled: false, AuthFailuresPerMinute: 10}
 	want.Security = Security{AllowIPs: []string{}, DenyIPs: []string{}}
 	if !reflect.DeepEqual(*got, want) {
@@ -143,8 +143,8 @@ func TestParseExplicitValuesWin(t *testing.T) {
 		GatewayAddress:  "127.0.0.1:9000",
 		Logging:         false,
 		AuthHeaderName:  "X-Api-Key",
-		APIKeys:         []string{"k1", "sha256:" + strings.Repeat("ab", 32)},
-		AdminKeys:       []string{"admin-1"},
+		APIKeys:         Keys("k1", "sha256:"+strings.Repeat("ab", 32)),
+		AdminKeys:       Keys("admin-1"),
 		RateLimit:       RateLimit{MaxRequests: 100, TimeWindowSeconds: 60, Enabled: true, AuthFailuresPerMinute: 10},
 		Security:        Security{AllowIPs: []string{"10.0.0.0/8", "::1"}, DenyIPs: []string{"10.0.0.7"}},
 		Metrics:         Metrics{Enabled: false, Endpoint: "/prom", Namespace: "ogw"},
@@ -208,8 +208,8 @@ func TestParseErrors(t *testing.T) {
 		{"type float out of range", withAddr(`"proxy": {"maxRequestBodyBytes": 1e400}`), `proxy.maxRequestBodyBytes: number 1e400 is out of range`},
 		{"type bool", withAddr(`"logging": "yes"`), `logging: expected true or false, got string`},
 		{"type array", `{"ollamaAddresses": "http://x"}`, `ollamaAddresses: expected an array of strings, got string`},
-		{"type element", withAddr(`"apiKeys": ["k", 5]`), `apiKeys[1]: expected a string, got number`},
-		{"type null element", withAddr(`"apiKeys": [null]`), `apiKeys[0]: expected a string, got null`},
+		{"type element", withAddr(`"apiKeys": ["k", 5]`), `apiKeys[1]: expected a string or an object, got number`},
+		{"type null element", withAddr(`"apiKeys": [null]`), `apiKeys[0]: expected a string or an object, got null`},
 		{"type object", withAddr(`"metrics": true`), `metrics: expected an object, got boolean`},
 
 		// ollamaAddresses

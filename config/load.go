@@ -217,6 +217,9 @@ func typeError(te *json.UnmarshalTypeError) *FieldError {
 	return &FieldError{Field: path, Problem: problem}
 }
 
+// keyEntryType is the one type of the config that takes two JSON forms.
+var keyEntryType = reflect.TypeFor[KeyEntry]()
+
 // checkShape checks that v, a decoded JSON value, fits a Go value of type t:
 // objects have only known fields, and every value has the right JSON type.
 // It appends a *FieldError to errs for each problem. Keys match field names
@@ -227,6 +230,15 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 			Field:   path,
 			Problem: "expected " + expected(t) + ", got " + jsonKind(v),
 		})
+	}
+	if t == keyEntryType {
+		if _, ok := v.(string); ok {
+			return // the string form of a key entry
+		}
+		if _, ok := v.(map[string]any); !ok {
+			*errs = append(*errs, &FieldError{Field: path, Problem: "expected a string or an object, got " + jsonKind(v)})
+			return
+		}
 	}
 	switch t.Kind() {
 	case reflect.Pointer: // an optional block

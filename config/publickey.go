@@ -34,19 +34,39 @@ type PublicKey struct {
 	pos int
 }
 
-// keyEntry is one element of apiKeys or adminKeys as decoded: a string or
-// a PublicKey object.
+// keyEntry is one element of apiKeys or adminKeys as decoded: a
+// [KeyEntry] (a string, or an object with "key" or "sha256") or a
+// PublicKey object (one with a "publicKey" member).
 type keyEntry struct {
-	key string
+	key KeyEntry
 	pub *PublicKey
 }
 
 func (e *keyEntry) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
+	if len(b) > 0 && b[0] == '{' && hasPublicKey(b) {
 		e.pub = new(PublicKey)
 		return json.Unmarshal(b, e.pub)
 	}
-	return json.Unmarshal(b, &e.key)
+	return e.key.UnmarshalJSON(b)
+}
+
+// hasPublicKey reports whether the JSON object b has a "publicKey" member
+// (in any letter case, as the decoder matches names).
+func hasPublicKey(b []byte) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(b, &obj) != nil {
+		return false
+	}
+	return objectHasPublicKey(obj)
+}
+
+func objectHasPublicKey[V any](obj map[string]V) bool {
+	for k := range obj {
+		if strings.EqualFold(k, "publicKey") {
+			return true
+		}
+	}
+	return false
 }
 
 // configFields is Config without its methods, so that keyLists can embed
@@ -68,11 +88,11 @@ func decodeConfig(data []byte, c *Config) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	split := func(list []keyEntry, keys *[]string, pubs *[]PublicKey) {
+	split := func(list []keyEntry, keys *[]KeyEntry, pubs *[]PublicKey) {
 		if list == nil {
 			return
 		}
-		*keys, *pubs = make([]string, 0, len(list)), nil
+		*keys, *pubs = make([]KeyEntry, 0, len(list)), nil
 		for i, e := range list {
 			if e.pub != nil {
 				e.pub.pos = i + 1
@@ -87,9 +107,10 @@ func decodeConfig(data []byte, c *Config) error {
 	return nil
 }
 
-// checkKeyObjects checks the shape of the object entries of apiKeys and
-// adminKeys in doc, the first decoding pass, and replaces them with empty
-// strings there so checkShape takes the lists for lists of strings.
+// checkKeyObjects checks the shape of the publicKey object entries of
+// apiKeys and adminKeys in doc, the first decoding pass, and replaces them
+// with empty strings there so checkShape takes the lists for lists of
+// KeyEntry (which checks the other objects).
 func checkKeyObjects(doc any, errs *[]error) {
 	top, ok := doc.(map[string]any)
 	if !ok {
@@ -107,7 +128,7 @@ func checkKeyObjects(doc any, errs *[]error) {
 		}
 		list, _ := v.([]any)
 		for i, e := range list {
-			if obj, ok := e.(map[string]any); ok {
+			if obj, ok := e.(map[string]any); ok && objectHasPublicKey(obj) {
 				checkShape(obj, reflect.TypeFor[PublicKey](), fmt.Sprintf("%s[%d]", field, i), errs)
 				list[i] = ""
 			}

@@ -30,11 +30,11 @@ func TestParsePublicKeyEntries(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse error: %v", err)
 	}
-	if want := []string{"k1", "k2"}; !reflect.DeepEqual(c.APIKeys, want) {
-		t.Errorf("APIKeys = %q; want %q", c.APIKeys, want)
+	if want := Keys("k1", "k2"); !reflect.DeepEqual(c.APIKeys, want) {
+		t.Errorf("APIKeys = %+v; want %+v", c.APIKeys, want)
 	}
 	if len(c.AdminKeys) != 0 {
-		t.Errorf("AdminKeys = %q; want none", c.AdminKeys)
+		t.Errorf("AdminKeys = %+v; want none", c.AdminKeys)
 	}
 	if len(c.APIPublicKeys) != 1 || c.APIPublicKeys[0].PublicKey != alice || c.APIPublicKeys[0].Name != "alice" {
 		t.Errorf("APIPublicKeys = %+v; want alice's", c.APIPublicKeys)
@@ -56,7 +56,7 @@ func TestPublicKeyEntryErrors(t *testing.T) {
 		{"wrong type", `"adminKeys": [{"publicKey": 7}]`,
 			[]string{"adminKeys[0].publicKey: expected a string, got number"}},
 		{"missing", `"apiKeys": [{"name": "alice"}]`,
-			[]string{"apiKeys[0].publicKey: is required: the line of ~/.ollama/id_ed25519.pub"}},
+			[]string{`apiKeys[0]: needs "key", "sha256" or "publicKey"`}},
 		{"not ed25519", `"apiKeys": ["k", "", {"publicKey": "` + rsa + `"}]`,
 			[]string{"apiKeys[1]: must not be empty", "apiKeys[2].publicKey: " + sshkey.ErrNotEd25519.Error()}},
 		// The string after an object keeps its own index.

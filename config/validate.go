@@ -50,8 +50,9 @@ func (c *Config) Validate() error {
 
 	v.gatewayAddress(c.GatewayAddress)
 	v.headerName("authHeaderName", c.AuthHeaderName)
-	v.keys("apiKeys", c.APIKeys, c.APIPublicKeys)
-	v.keys("adminKeys", c.AdminKeys, c.AdminPublicKeys)
+	withPolicy := map[[32]byte]string{}
+	v.keys("apiKeys", c.APIKeys, c.APIPublicKeys, withPolicy)
+	v.keys("adminKeys", c.AdminKeys, c.AdminPublicKeys, withPolicy)
 	v.publicKeys("apiKeys", c.APIPublicKeys)
 	v.publicKeys("adminKeys", c.AdminPublicKeys)
 
@@ -67,6 +68,11 @@ func (c *Config) Validate() error {
 	v.ips("security.denyIps", c.Security.DenyIPs)
 	v.ips("security.trustedProxies", c.Security.TrustedProxies)
 	v.origins("security.allowedOrigins", c.Security.AllowedOrigins)
+	switch c.Security.ModelManagement {
+	case "", ModelManagementAdmin, ModelManagementAny:
+	default:
+		v.add("security.modelManagement", fmt.Sprintf(`%q must be "admin" or "any"`, c.Security.ModelManagement))
+	}
 
 	v.metricsEndpoint("metrics.endpoint", c.Metrics.Endpoint)
 	v.metricsNamespace("metrics.namespace", c.Metrics.Namespace)
@@ -232,28 +238,24 @@ func isTokenChar(c byte) bool {
 }
 
 // keys checks API or admin keys. Messages name a key by index only: the
-// value is a secret.
-func (v *validator) keys(field string, keys []string, pubs []PublicKey) {
+// value is a secret. The publicKey entries of the list, pubs, are checked
+// apart (publicKeys); f names an entry by its index in the file. A key
+// listed twice (in one list or both) may carry its policy in one entry
+// only.
+func (v *validator) keys(field string, keys []KeyEntry, pubs []PublicKey, seen map[[32]byte]string) {
 	for i, k := range keys {
 		f := fmt.Sprintf("%s[%d]", field, stringKeyIndex(i, pubs))
-		if k == "" {
-			v.add(f, "must not be empty")
+		n := len(v.errs)
+		v.keyEntry(f, k)
+		if len(v.errs) > n || !k.HasPolicy() {
 			continue
 		}
-		printable := true
-		for j := 0; j < len(k); j++ {
-			if k[j] < 0x21 || k[j] > 0x7e {
-				printable = false
-				break
-			}
-		}
-		if !printable {
-			v.add(f, "must be printable ASCII without spaces or control characters")
+		d := k.Digest()
+		if first, dup := seen[d]; dup {
+			v.add(f, "same key as "+first+", which has a policy too: give it once")
 			continue
 		}
-		if digest, ok := strings.CutPrefix(k, "sha256:"); ok && !isHex64(digest) {
-			v.add(f, "sha256 form needs 64 hex digits")
-		}
+		seen[d] = f
 	}
 }
 
@@ -382,7 +384,8 @@ func (c *Config) PerKeyDigests() map[[32]byte]RateOverride {
 // key, its id, its sha256 form) to its digest.
 func (c *Config) keyDigestsByName() map[string][32]byte {
 	m := make(map[string][32]byte)
-	for _, k := range append(slices.Clone(c.APIKeys), c.AdminKeys...) {
+	for _, e := range append(slices.Clone(c.APIKeys), c.AdminKeys...) {
+		k := e.Credential()
 		if k == "" {
 			continue
 		}

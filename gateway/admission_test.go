@@ -89,7 +89,7 @@ func TestCustomAuthHeaderAndDigestKeys(t *testing.T) {
 	const key = "premium-key-42"
 	gw := startGateway(t, func(c *config.Config) {
 		c.AuthHeaderName = "X-Api-Key"
-		c.APIKeys = []string{"sha256:" + hexDigest(key)}
+		c.APIKeys = config.Keys("sha256:" + hexDigest(key))
 	}, fake.URL)
 	if resp, body := do(t, gw.URL, "GET", "/api/tags", "", map[string]string{"X-Api-Key": key}); resp.StatusCode != 200 {
 		t.Errorf("digest-configured key in X-Api-Key: %d %s", resp.StatusCode, body)
@@ -222,7 +222,7 @@ func TestRateLimit(t *testing.T) {
 	fake := ollamatest.New(t)
 	const premium = "premium-key-0000000001"
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIKeys = append(c.APIKeys, premium)
+		c.APIKeys = append(c.APIKeys, config.KeyEntry{Key: premium})
 		c.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 3, TimeWindowSeconds: 60, AuthFailuresPerMinute: 10,
 			PerKey: map[string]config.RateOverride{premium: {MaxRequests: 5, TimeWindowSeconds: 60}}}
 	}, fake.URL)
@@ -372,7 +372,7 @@ func TestAdminScope(t *testing.T) {
 	fake := ollamatest.New(t)
 	const admin = "admin-key-000000000001"
 	// With admin keys: an ordinary key is refused, an admin key passes.
-	gw := startGateway(t, func(c *config.Config) { c.AdminKeys = []string{admin} }, fake.URL)
+	gw := startGateway(t, func(c *config.Config) { c.AdminKeys = config.Keys(admin) }, fake.URL)
 	if resp, _ := do(t, gw.URL, "POST", "/config/new-key", "Bearer "+testKey, nil); resp.StatusCode != 403 {
 		t.Errorf("API key on an admin endpoint: %d; want 403", resp.StatusCode)
 	}
@@ -526,7 +526,7 @@ func TestAdminFallbackWarnsAtStart(t *testing.T) {
 	}{{nil, true}, {[]string{"admin-key-000000000001"}, false}} {
 		var buf lockedBuffer
 		cfg := baseConfig(fake.URL)
-		cfg.AdminKeys = tt.admin
+		cfg.AdminKeys = config.Keys(tt.admin...)
 		serve(t, listen(t), &cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
 		warned := false
 		for line := range strings.SplitSeq(buf.String(), "\n") {

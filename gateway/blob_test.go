@@ -74,7 +74,7 @@ func TestBlobUploadStreams(t *testing.T) {
 		size = 128 << 20
 	}
 	fake := ollamatest.New(t)
-	gw := startGateway(t, nil, fake.URL)
+	gw := startGateway(t, plainKeysManageModels, fake.URL)
 
 	h := sha256.New()
 	if _, err := io.Copy(h, &patternReader{n: size}); err != nil {
@@ -119,7 +119,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // 200 too, not a 502 from the broken pipe (review finding).
 func TestBlobUploadExisting(t *testing.T) {
 	fake := ollamatest.New(t)
-	gw := startGateway(t, nil, fake.URL)
+	gw := startGateway(t, plainKeysManageModels, fake.URL)
 	body := ollamatest.DeterministicBytes(8 << 20)
 	sum := sha256.Sum256(body)
 	digest := "sha256:" + hex.EncodeToString(sum[:])

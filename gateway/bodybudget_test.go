@@ -115,7 +115,7 @@ func TestStalledBodiesStayWithinBudget(t *testing.T) {
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{fake.URL}
 	for i := range clients {
-		cfg.APIKeys = append(cfg.APIKeys, fmt.Sprintf("stall-key-%02d-0123456789", i))
+		cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: fmt.Sprintf("stall-key-%02d-0123456789", i)})
 	}
 	cfg.Proxy.MaxRequestBodyBytes = 8 << 20
 	cfg.Proxy.MaxBufferedBodyBytes = budget
@@ -133,7 +133,7 @@ func TestStalledBodiesStayWithinBudget(t *testing.T) {
 	body := []byte(strings.Repeat("x", sent))
 	bcs := make([]*bodyClient, clients)
 	for i := range bcs {
-		bcs[i] = startBody(t, addr, cfg.APIKeys[i], declared, body)
+		bcs[i] = startBody(t, addr, cfg.APIKeys[i].Key, declared, body)
 	}
 	// Two bodies fit the budget; every other client is refused at once:
 	// a 503, or a reset when it was still sending as the gateway closed.
@@ -183,7 +183,7 @@ func TestStalledBodiesStayWithinBudget(t *testing.T) {
 	// fasthttp reads with the headers before any handler runs.
 	wait := "{" + strings.Repeat(" ", 10_000)
 	resp := rawRequestNoFatal(t, addr, fmt.Sprintf("POST /api/chat HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", cfg.APIKeys[0], declared, wait))
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", cfg.APIKeys[0].Key, declared, wait))
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(errorOf(t, string(b)), "maxBufferedBodyBytes") {
@@ -230,7 +230,7 @@ func TestBodyBudgetPerKey(t *testing.T) {
 	)
 	fake := ollamatest.New(t)
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIKeys = []string{keyA, keyB}
+		c.APIKeys = config.Keys(keyA, keyB)
 		c.Proxy.MaxRequestBodyBytes = 1 << 20 // per key: 2 MiB, total 4 MiB
 	}, fake.URL)
 	addr := strings.TrimPrefix(gw.URL, "http://")
@@ -267,7 +267,7 @@ func TestBodyBudgetPerKey(t *testing.T) {
 func TestChunkedBodyOverBudget(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIKeys = []string{testKey, "other-key-0123456789"}
+		c.APIKeys = config.Keys(testKey, "other-key-0123456789")
 		c.Proxy.MaxRequestBodyBytes = 1 << 20
 		c.Proxy.MaxBufferedBodyBytes = 1 << 20
 	}, fake.URL)
@@ -302,7 +302,7 @@ func TestSlowBodyCut(t *testing.T) {
 	fake := ollamatest.New(t)
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{fake.URL}
-	cfg.APIKeys = []string{testKey}
+	cfg.APIKeys = config.Keys(testKey)
 	cfg.Proxy.MinRequestBodyBytesPerSecond = 8192
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

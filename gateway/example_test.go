@@ -26,7 +26,7 @@ func Example() {
 	const key = "example-key-0123456789abcdef"
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{ollama.URL}
-	cfg.APIKeys = []string{key}
+	cfg.APIKeys = config.Keys(key)
 	cfg.Logging = false
 	if err := cfg.Validate(); err != nil {
 		log.Fatal(err)

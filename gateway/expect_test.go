@@ -121,9 +121,10 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestExpectContinueBodyBudget(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIKeys = []string{testKey, "other-key-0123456789"}
+		c.APIKeys = config.Keys(testKey, "other-key-0123456789")
 		c.Proxy.MaxRequestBodyBytes = 1 << 20
 		c.Proxy.MaxBufferedBodyBytes = 1 << 20
+		plainKeysManageModels(c) // the streamed upload is /api/create
 	}, fake.URL)
 	addr := strings.TrimPrefix(gw.URL, "http://")
 	startBody(t, addr, "other-key-0123456789", 900_000, []byte("{"+strings.Repeat(" ", 10_000)))

@@ -104,7 +104,7 @@ func TestFleetWidePullAndDelete(t *testing.T) {
 // admin keys, a plain API key is refused and reaches no backend.
 func TestFleetWideNeedsAdmin(t *testing.T) {
 	const admin = "sk-admin-0123456789abcdef0123456789abcdef"
-	gw, fakes := threeBackends(t, func(c *config.Config) { c.AdminKeys = []string{admin} })
+	gw, fakes := threeBackends(t, func(c *config.Config) { c.AdminKeys = config.Keys(admin) })
 	status, _, _ := fleetCall(t, "POST", gw.URL+"/api/pull?fleet=all", "Bearer "+testKey, `{"model":"gemma3:1b"}`)
 	if status != http.StatusForbidden {
 		t.Errorf("pull?fleet=all with an API key: %d; want 403", status)

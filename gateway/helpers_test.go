@@ -34,7 +34,7 @@ func startGatewayOn(t testing.TB, ln net.Listener, mutate func(*config.Config), 
 	t.Helper()
 	cfg := config.Default()
 	cfg.OllamaAddresses = backends
-	cfg.APIKeys = []string{testKey}
+	cfg.APIKeys = config.Keys(testKey)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -214,3 +214,7 @@ func hexDigest(s string) string {
 	d := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(d[:])
 }
+
+// plainKeysManageModels lets every API key manage models, as before
+// security.modelManagement: for tests of uploads and pulls as such.
+func plainKeysManageModels(c *config.Config) { c.Security.ModelManagement = config.ModelManagementAny }

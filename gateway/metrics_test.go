@@ -129,8 +129,8 @@ func TestNoSecretInLogsOrMetrics(t *testing.T) {
 	const admin = "admin-secret-key-000000000001"
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{fake.URL}
-	cfg.APIKeys = []string{testKey}
-	cfg.AdminKeys = []string{admin}
+	cfg.APIKeys = config.Keys(testKey)
+	cfg.AdminKeys = config.Keys(admin)
 	cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 2, TimeWindowSeconds: 60, AuthFailuresPerMinute: 10}
 	var logs lockedBuffer
 	url := serve(t, listen(t), &cfg, slog.New(slog.NewJSONHandler(&logs, nil))).URL

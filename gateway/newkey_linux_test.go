@@ -91,7 +91,7 @@ func TestNewKeySingleFileMountNonWritableDir(t *testing.T) {
 	}
 	// Saved to the host's file, through the mount.
 	onHost, err := config.Load(host)
-	if err != nil || !containsString(onHost.APIKeys, key) {
+	if err != nil || !containsString(config.Credentials(onHost.APIKeys), key) {
 		t.Errorf("new key not in the host's file (%v)", err)
 	}
 	// The recovery copy, which holds every key, is gone.
@@ -159,7 +159,7 @@ func TestNewKeyConcurrentSingleFileMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range append(minted, written...) {
-		if !containsString(onHost.APIKeys, k) {
+		if !containsString(config.Credentials(onHost.APIKeys), k) {
 			t.Errorf("a key is missing from the host's file")
 		}
 	}

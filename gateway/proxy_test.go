@@ -237,7 +237,7 @@ func TestCloseClosesBackends(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{backend.URL}
-	cfg.APIKeys = []string{testKey}
+	cfg.APIKeys = config.Keys(testKey)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func writeConfig(t testing.TB, path string, cfg config.Config) {
 func baseConfig(backends ...string) config.Config {
 	cfg := config.Default()
 	cfg.OllamaAddresses = backends
-	cfg.APIKeys = []string{testKey}
+	cfg.APIKeys = config.Keys(testKey)
 	cfg.Logging = false
 	return cfg
 }
@@ -76,7 +76,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	a := ollamatest.New(t, ollamatest.WithTokens(tokens...), ollamatest.WithTokenDelay(2*time.Millisecond))
 	b := ollamatest.New(t, ollamatest.WithTokens(tokens...), ollamatest.WithTokenDelay(2*time.Millisecond))
 	cfgA, cfgAB := baseConfig(a.URL), baseConfig(a.URL, b.URL)
-	cfgAB.APIKeys = append(cfgAB.APIKeys, "another-key-000000000000")
+	cfgAB.APIKeys = append(cfgAB.APIKeys, config.KeyEntry{Key: "another-key-000000000000"})
 	cfgAB.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 20, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
 	gw := startFileGateway(t, cfgA)
 
@@ -190,7 +190,7 @@ func TestReloadReply(t *testing.T) {
 	gw := startFileGateway(t, baseConfig(a.URL))
 	cfg := baseConfig(a.URL, b.URL)
 	cfg.GatewayAddress = "127.0.0.1:9999"
-	cfg.APIKeys = append(cfg.APIKeys, "second-key-00000000000")
+	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: "second-key-00000000000"})
 	cfg.Security.DenyIPs = []string{"127.0.0.1"}
 	writeConfig(t, gw.path, cfg)
 	res, err := gw.gw.Reload()
@@ -235,7 +235,7 @@ func TestWatchConfigReloadsOnRename(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	cfg := baseConfig(fake.URL)
-	cfg.APIKeys = append(cfg.APIKeys, "watched-key-000000000000")
+	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: "watched-key-000000000000"})
 	writeConfig(t, gw.path, cfg)
 	eventually(t, "the file watch reloads a renamed-over config", func() bool { return gw.gw.Snapshot().policy.keys.Len() == 2 })
 	if status, _ := do(t, gw.URL, "GET", "/api/tags", "Bearer watched-key-000000000000", nil); status.StatusCode != 200 {
@@ -256,7 +256,7 @@ func TestNewKey(t *testing.T) {
 		t.Errorf("new key refused: %d", r.StatusCode)
 	}
 	onDisk, err := config.Load(gw.path)
-	if err != nil || !containsString(onDisk.APIKeys, nk.Key) {
+	if err != nil || !containsString(config.Credentials(onDisk.APIKeys), nk.Key) {
 		t.Errorf("new key not in the file (%v)", err)
 	}
 	// Revoked: refused at once and gone from the file.
@@ -296,7 +296,7 @@ func TestNewKeyConcurrent(t *testing.T) {
 			t.Fatalf("duplicate or missing key")
 		}
 		seen[k] = true
-		if !containsString(onDisk.APIKeys, k) {
+		if !containsString(config.Credentials(onDisk.APIKeys), k) {
 			t.Errorf("a key is missing from the file")
 		}
 		if r, _ := do(t, gw.URL, "GET", "/api/version", "Bearer "+k, nil); r.StatusCode != 200 {
@@ -481,7 +481,7 @@ func TestRevokeLastAdminKey(t *testing.T) {
 	const admin1, admin2 = "admin-one-0123456789", "admin-two-0123456789"
 	fake := ollamatest.New(t)
 	cfg := baseConfig(fake.URL)
-	cfg.AdminKeys = []string{admin1, admin2}
+	cfg.AdminKeys = config.Keys(admin1, admin2)
 	gw := startFileGateway(t, cfg)
 	id := func(k string) string { return config.KeyID(config.KeyDigest(k)) }
 

@@ -56,8 +56,8 @@ func TestMalformedRequestsLogNoKey(t *testing.T) {
 	logs := &logBuffer{}
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{fake.URL}
-	cfg.APIKeys = []string{testKey, custom}
-	cfg.AdminKeys = []string{admin}
+	cfg.APIKeys = config.Keys(testKey, custom)
+	cfg.AdminKeys = config.Keys(admin)
 	cfg.Proxy.HeaderReadTimeoutSeconds = 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -224,7 +224,7 @@ func TestSignedAdminScope(t *testing.T) {
 					c.AdminPublicKeys = []config.PublicKey{{PublicKey: line}}
 				} else {
 					c.APIPublicKeys = []config.PublicKey{{PublicKey: line}}
-					c.AdminKeys = []string{"admin-key-0123456789abcdef"}
+					c.AdminKeys = config.Keys("admin-key-0123456789abcdef")
 				}
 			}, fake.URL)
 			// /config/reload answers 503 here (no file): anything but 401
@@ -242,7 +242,7 @@ func TestSignedAdminScope(t *testing.T) {
 func TestAuthenticatePlainKeyNoAllocs(t *testing.T) {
 	cfg := config.Default()
 	cfg.OllamaAddresses = []string{"http://127.0.0.1:1"}
-	cfg.APIKeys = []string{testKey}
+	cfg.APIKeys = config.Keys(testKey)
 	cfg.APIPublicKeys = []config.PublicKey{{PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS bob"}}
 	p, err := newPolicy(&cfg)
 	if err != nil {

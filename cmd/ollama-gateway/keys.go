@@ -56,10 +56,10 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		for _, k := range cfg.APIKeys {
-			fmt.Fprintf(stdout, "%s api\n", config.KeyID(config.KeyDigest(k)))
+			fmt.Fprintf(stdout, "%s api\n", k.ID())
 		}
 		for _, k := range cfg.AdminKeys {
-			fmt.Fprintf(stdout, "%s admin\n", config.KeyID(config.KeyDigest(k)))
+			fmt.Fprintf(stdout, "%s admin\n", k.ID())
 		}
 		for _, k := range cfg.APIPublicKeys {
 			fmt.Fprintf(stdout, "%s api publicKey\n", config.KeyID(k.Fingerprint()))

@@ -168,13 +168,13 @@ func TestKeyWritersRace(t *testing.T) {
 	}
 	lost := 0
 	for _, k := range slices.Concat(cliKeys, apiKeys) {
-		if !slices.Contains(onDisk.APIKeys, k) {
+		if !slices.Contains(config.Credentials(onDisk.APIKeys), k) {
 			lost++
 		}
 	}
 	resurrected := 0
 	for _, k := range revocable {
-		if slices.Contains(onDisk.APIKeys, k) {
+		if slices.Contains(config.Credentials(onDisk.APIKeys), k) {
 			resurrected++
 		}
 	}

@@ -20,11 +20,28 @@ import (
 // keeps; a null one becomes a one-element array, and a missing one is
 // added as the object's first member. The result is not validated.
 func insertAPIKey(data []byte, key string) ([]byte, error) {
+	return insertAPIElem(data, quoteJSON(key))
+}
+
+// insertEntry is insertAPIKey for a key entry: a string when it holds
+// nothing but a key, else its object, written on one line.
+func insertEntry(data []byte, e config.KeyEntry) ([]byte, error) {
+	if !e.HasPolicy() && e.SHA256 == "" {
+		return insertAPIKey(data, e.Key)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return insertAPIElem(data, string(b))
+}
+
+// insertAPIElem is insertAPIKey for q, the JSON text of an element.
+func insertAPIElem(data []byte, q string) ([]byte, error) {
 	doc, err := parseEditable(data)
 	if err != nil {
 		return nil, err
 	}
-	q := quoteJSON(key)
 	idx := doc.membersNamed("apiKeys")
 	if len(idx) == 0 {
 		return applyEdits(data, []jsonEdit{insertFirstMember(data, doc, `"apiKeys"`, "["+q+"]")}), nil
@@ -118,9 +135,13 @@ func removeKeyID(data []byte, id string) (out []byte, n int, err error) {
 			drop := make([]bool, len(arr.elems))
 			for i, e := range arr.elems {
 				items[i] = [2]int{e.start, e.end}
-				var k string
-				if e.kind != '"' || json.Unmarshal(data[e.start:e.end], &k) != nil {
+				var ke config.KeyEntry
+				if (e.kind != '"' && e.kind != '{') || json.Unmarshal(data[e.start:e.end], &ke) != nil {
 					continue
+				}
+				k := ke.Credential()
+				if k == "" {
+					continue // no secret key: no id to match
 				}
 				if config.KeyID(config.KeyDigest(k)) == id {
 					drop[i] = true

@@ -186,8 +186,8 @@ func TestInsertAPIKeyResultLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Parse(edited) error: %v\n%s", err, out)
 	}
-	if want := []string{"k1", `a"b\c`}; !slices.Equal(c.APIKeys, want) {
-		t.Errorf("APIKeys = %q; want %q", c.APIKeys, want)
+	if want := []string{"k1", `a"b\c`}; !slices.Equal(config.Credentials(c.APIKeys), want) {
+		t.Errorf("APIKeys = %q; want %q", config.Credentials(c.APIKeys), want)
 	}
 }
 
@@ -295,6 +295,8 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		"\xef\xbb\xbf{\"ollamaAddresses\":[\"http://a\"], \"apiKeys\": [\"a\" , \"b\"]}\r\n",
 		`{"ollamaAddresses":["http://a"],"apiKeys":["a","b"],"rateLimit":{"perKey":{"a":{"maxRequests":1,"timeWindowSeconds":1}}}}`,
 		`{"ollamaAddresses":["http://a"],"apiKeys":["` + config.DigestEntry("x") + `"],"rateLimit":{"perKey":{"` + config.KeyID(config.KeyDigest("x")) + `":{"maxRequests":1,"timeWindowSeconds":1}},"perkey":{}}}`,
+		`{"ollamaAddresses":["http://a"],"apiKeys":["a",{"key":"b","name":"n","models":["m"]},{"sha256":"` +
+			strings.Repeat("0", 64) + `"}],"adminKeys":[{"key":"a","tokens":{"max":1,"windowSeconds":1}}]}`,
 	} {
 		docs = append(docs, []byte(s))
 	}
@@ -319,7 +321,7 @@ func FuzzAddKey(f *testing.F) {
 			return
 		}
 		want := *old
-		want.APIKeys = append(slices.Clone(old.APIKeys), key)
+		want.APIKeys = append(slices.Clone(old.APIKeys), config.KeyEntry{Key: key})
 		if want.Validate() != nil {
 			// An invalid key: the result must not load.
 			if _, err := config.Parse(out); err == nil {
@@ -357,7 +359,7 @@ func FuzzRemoveKey(f *testing.F) {
 		}
 		other := func(k string) bool { return config.KeyID(config.KeyDigest(k)) != id }
 		want := *old
-		mine := func(k string) bool { return !other(k) }
+		mine := func(k config.KeyEntry) bool { return !other(k.Credential()) }
 		want.APIKeys = slices.DeleteFunc(slices.Clone(old.APIKeys), mine)
 		want.AdminKeys = slices.DeleteFunc(slices.Clone(old.AdminKeys), mine)
 		if gone := len(old.APIKeys) + len(old.AdminKeys) - len(want.APIKeys) - len(want.AdminKeys); n < gone {

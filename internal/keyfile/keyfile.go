@@ -37,8 +37,15 @@ var ErrLastAdminKey = errors.New("it is the last admin key")
 //
 // Errors are *[fs.PathError]s naming path.
 func AddKey(path, entry string) (*config.Config, error) {
+	return AddEntry(path, config.KeyEntry{Key: entry})
+}
+
+// AddEntry is [AddKey] for a key entry of any form: one with nothing but
+// Key is added as a string, any other as its object on one line
+// ({"key":"…","name":"team-a",…}).
+func AddEntry(path string, e config.KeyEntry) (*config.Config, error) {
 	c, _, err := editFile(path, "add a key to", func(data []byte) ([]byte, int, error) {
-		out, err := insertAPIKey(data, entry)
+		out, err := insertEntry(data, e)
 		return out, 1, err
 	})
 	return c, err

@@ -39,7 +39,7 @@ func TestAddKeySeed(t *testing.T) {
 		t.Fatalf("AddKey error: %v", err)
 	}
 	want := *before
-	want.APIKeys = append(slices.Clone(before.APIKeys), key)
+	want.APIKeys = append(slices.Clone(before.APIKeys), config.KeyEntry{Key: key})
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("AddKey returned\n %+v\nwant %+v", *got, want)
 	}
@@ -100,9 +100,9 @@ func TestAddKeyConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load after concurrent AddKey: %v", err)
 	}
-	want := append(mustParse(t, string(seed)).APIKeys, keys...)
-	if !sameElements(c.APIKeys, want) {
-		t.Errorf("APIKeys = %q; want the seed's and the 30 new ones %q", c.APIKeys, want)
+	want := append(config.Credentials(mustParse(t, string(seed)).APIKeys), keys...)
+	if !sameElements(config.Credentials(c.APIKeys), want) {
+		t.Errorf("APIKeys = %q; want the seed's and the 30 new ones %q", config.Credentials(c.APIKeys), want)
 	}
 	distinct := map[string]bool{}
 	for _, k := range keys {
@@ -184,8 +184,8 @@ func TestRemoveKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RemoveKey error: %v", err)
 	}
-	if n != 2 || !slices.Equal(c.APIKeys, []string{"key-one-0123456789"}) || len(c.AdminKeys) != 0 {
-		t.Errorf("RemoveKey = %q, %q, %d; want [key-one] [], 2", c.APIKeys, c.AdminKeys, n)
+	if n != 2 || !slices.Equal(config.Credentials(c.APIKeys), []string{"key-one-0123456789"}) || len(c.AdminKeys) != 0 {
+		t.Errorf("RemoveKey = %q, %q, %d; want [key-one] [], 2", config.Credentials(c.APIKeys), config.Credentials(c.AdminKeys), n)
 	}
 	want := "{\n  \"ollamaAddresses\": [\"http://localhost:11434\"],\n" +
 		"  \"apiKeys\": [\n    \"key-one-0123456789\"\n  ],\n" +

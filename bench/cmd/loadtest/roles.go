@@ -35,7 +35,7 @@ func runRole(role, listen, upstream string) error {
 	case "gateway":
 		cfg := config.Default()
 		cfg.OllamaAddresses = []string{"http://" + upstream}
-		cfg.APIKeys = []string{loadKey}
+		cfg.APIKeys = config.Keys(loadKey)
 		cfg.Logging = false
 		cfg.Proxy.MaxConnsPerBackend = 20000
 		// Features on, as in production: a rate no client reaches.
