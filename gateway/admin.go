@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -39,7 +41,12 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			proxy.WriteError(ctx, fasthttp.StatusBadRequest, `store must be "key" or "digest"`)
 			return
 		}
-		key, id, err := g.NewKey(digest)
+		pol, err := readKeyPolicy(requestBody(ctx, maxPolicyBody))
+		if err != nil {
+			proxy.WriteError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		key, id, err := g.NewKeyWith(digest, pol)
 		if err != nil {
 			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
 			return
@@ -92,6 +99,14 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 // key, which is then shown only in the answer. It returns the key and its
 // public id.
 func (g *Gateway) NewKey(digest bool) (key, id string, err error) {
+	return g.NewKeyWith(digest, config.KeyEntry{})
+}
+
+// NewKeyWith is NewKey for a key with a policy: the name, models,
+// rateLimit, tokens and expiresAt of pol (its key fields are ignored). A
+// key with a policy is saved as an object entry ({"key": …} or, with
+// digest, {"sha256": …}). pol must be valid (config.ValidateKeyEntry).
+func (g *Gateway) NewKeyWith(digest bool, pol config.KeyEntry) (key, id string, err error) {
 	if g.path == "" {
 		return "", "", ErrNoConfigFile
 	}
@@ -101,11 +116,15 @@ func (g *Gateway) NewKey(digest bool) (key, id string, err error) {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	entry := key
+	entry := pol
+	entry.Key, entry.SHA256 = key, ""
 	if digest {
-		entry = config.DigestEntry(key)
+		entry.Key = config.DigestEntry(key)
+		if entry.HasPolicy() {
+			entry.Key, entry.SHA256 = "", strings.TrimPrefix(entry.Key, "sha256:")
+		}
 	}
-	cfg, err := keyfile.AddKey(g.path, entry)
+	cfg, err := keyfile.AddEntry(g.path, entry)
 	if err != nil {
 		return "", "", fmt.Errorf("could not save the new key, it was not created: %w", err)
 	}
@@ -113,8 +132,52 @@ func (g *Gateway) NewKey(digest bool) (key, id string, err error) {
 		return "", "", fmt.Errorf("the key was saved but could not be applied: %w", err)
 	}
 	id = config.KeyID(config.KeyDigest(key))
-	g.log.Info("API key created", "key_id", id, "stored_as_digest", digest)
+	g.log.Info("API key created", "key_id", id, "key_name", pol.Name, "stored_as_digest", digest)
 	return key, id, nil
+}
+
+// keyPolicy is the optional JSON body of POST /config/new-key: the policy
+// fields of a key entry.
+type keyPolicy struct {
+	Name      string               `json:"name"`
+	Models    []string             `json:"models"`
+	RateLimit *config.RateOverride `json:"rateLimit"`
+	Tokens    *config.TokenBudget  `json:"tokens"`
+	ExpiresAt string               `json:"expiresAt"`
+}
+
+// maxPolicyBody bounds the body of a new-key request.
+const maxPolicyBody = 64 << 10
+
+// requestBody reads up to max+1 bytes of the request body (the server
+// streams bodies); a longer body fails to decode.
+func requestBody(ctx *fasthttp.RequestCtx, max int64) []byte {
+	r := ctx.RequestBodyStream()
+	if r == nil {
+		return ctx.Request.Body()
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, max+1))
+	return b
+}
+
+// readKeyPolicy decodes and validates the body of a new-key request; an
+// empty body is no policy. Errors name the field.
+func readKeyPolicy(body []byte) (config.KeyEntry, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return config.KeyEntry{}, nil
+	}
+	var p keyPolicy
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return config.KeyEntry{}, fmt.Errorf("the body must be a JSON object of name, models, rateLimit, tokens, expiresAt: %w", err)
+	}
+	e := config.KeyEntry{Key: "x", Name: p.Name, Models: p.Models, RateLimit: p.RateLimit, Tokens: p.Tokens, ExpiresAt: p.ExpiresAt}
+	if err := config.ValidateKeyEntry(e); err != nil {
+		return config.KeyEntry{}, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	e.Key = ""
+	return e, nil
 }
 
 // RevokeKey removes the key with public id from the configuration file

@@ -38,6 +38,8 @@ type policy struct {
 	origins    map[string]bool
 	anyOrigin  bool
 	metricsKey bool
+
+	anyKeyManagesModels bool // security.modelManagement is "any"
 }
 
 func newPolicy(cfg *config.Config) (*policy, error) {
@@ -54,6 +56,8 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 		authFailRate:  limiter.Rate{Limit: cfg.RateLimit.AuthFailuresPerMinute, Window: time.Minute},
 		origins:       map[string]bool{},
 		metricsKey:    cfg.Metrics.RequireKey,
+
+		anyKeyManagesModels: cfg.Security.AnyKeyManagesModels(),
 	}
 	var err error
 	if p.allow, err = access.NewIPSet(cfg.Security.AllowIPs); err != nil {
@@ -90,12 +94,21 @@ func (p *policy) keyCount() int { return p.keys.Len() + p.signed.Len() }
 // included.
 func (p *policy) hasAdminKeys() bool { return p.keys.HasAdminKeys() || p.signed.HasAdminKeys() }
 
-// rateFor returns the rate of an authenticated key.
-func (p *policy) rateFor(k *access.Key) limiter.Rate {
-	if r, ok := p.perKey[k.ID]; ok {
-		return r
+// rateFor returns the rate of an authenticated key, and false when none
+// applies: the key's own rate (its entry's rateLimit) whether or not rate
+// limiting is enabled, else, when it is, its rateLimit.perKey override or
+// the global rate.
+func (p *policy) rateFor(k *access.Key) (limiter.Rate, bool) {
+	if k.RateLimit > 0 {
+		return limiter.Rate{Limit: k.RateLimit, Window: k.RateWindow}, true
 	}
-	return p.rate
+	if !p.rateOn {
+		return limiter.Rate{}, false
+	}
+	if r, ok := p.perKey[k.ID]; ok {
+		return r, true
+	}
+	return p.rate, true
 }
 
 // checkIP resolves the client address (behind trusted proxies) into r.ip
@@ -131,7 +144,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, p *policy, r *request) 
 	r.key = p.keys.Lookup(access.ParseAuthorization(presented))
 	if r.key != nil {
 		ctx.Request.Header.Del(p.authHeader)
-		return true
+		return g.notExpired(ctx, r)
 	}
 	var signedErr error
 	if p.signed.Len() > 0 {
@@ -182,11 +195,13 @@ func authenticateSigned(ctx *fasthttp.RequestCtx, p *policy) (*access.Key, error
 // rate decision is kept in r.rate for the X-RateLimit-* headers; a
 // concurrency slot is held in r.slot until the response is passed on.
 func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
-	if !p.rateOn {
+	rate, ok := p.rateFor(r.key)
+	if !ok {
 		return true
 	}
 	lk := limiter.IDKey(r.key.ID)
-	r.rate = g.limits.Allow(lk, p.rateFor(r.key), ctx.Time())
+	r.rated = true
+	r.rate = g.limits.Allow(lk, rate, ctx.Time())
 	if !r.rate.Allowed {
 		if m := g.metrics.Load(); m != nil {
 			m.RateLimited()
@@ -195,7 +210,7 @@ func (g *Gateway) limit(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 		setRateHeaders(ctx, r.rate)
 		return false
 	}
-	if p.maxConcurrent > 0 {
+	if p.rateOn && p.maxConcurrent > 0 {
 		slot, ok := g.conc.Acquire(lk, p.maxConcurrent)
 		if !ok {
 			if m := g.metrics.Load(); m != nil {

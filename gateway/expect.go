@@ -35,12 +35,13 @@ func (g *Gateway) serveExpect(ctx *fasthttp.RequestCtx) int {
 		// answers as for any request, throttling included.
 		r.key = p.keys.Lookup(access.ParseAuthorization(ctx.Request.Header.Peek(p.authHeader)))
 		ok = r.key != nil || g.authenticate(ctx, p, r)
+		ok = ok && g.notExpired(ctx, r)
 	}
 	if ok && isConfigPath(path) {
 		ok = g.adminAllowed(ctx, st, r)
 	}
 	if ok && r.key != nil && !isConfigPath(path) && path != st.metricsPath {
-		ok = g.expectBody(ctx, st, r)
+		ok = g.checkKeyPolicy(ctx, st, r) && g.expectBody(ctx, st, r)
 	}
 	if ok {
 		r.discard()

@@ -21,7 +21,7 @@ import (
 func TestCreateFromLocalGGUFThroughTwoBackends(t *testing.T) {
 	a := ollamatest.New(t, ollamatest.WithModels("llama3.2"))
 	b := ollamatest.New(t, ollamatest.WithModels("qwen2.5:0.5b"))
-	gw := startGateway(t, nil, a.URL, b.URL)
+	gw := startGateway(t, plainKeysManageModels, a.URL, b.URL)
 	waitModels(t, gw)
 
 	dir := t.TempDir()

@@ -26,10 +26,10 @@ import (
 // but the list of a backend that has none known yet, live, bounded by
 // viewTimeout.
 
-// serveView answers the merged view v from the backends of st.
-func (g *Gateway) serveView(ctx *fasthttp.RequestCtx, st *Snapshot, v ollamaapi.View) {
+// serveView answers the merged view v from the backends of st, with the
+// models keep accepts (the key's model allowlist; nil: all).
+func (g *Gateway) serveView(ctx *fasthttp.RequestCtx, st *Snapshot, v ollamaapi.View, keep func(string) bool) {
 	backends := st.Proxy.Pool().Backends()
-	var keep func(string) bool // every model: no key policy filters them yet
 	switch v {
 	case ollamaapi.TagsView:
 		writeModels(ctx, mergeListings(g.fleetLists(ctx, backends, ollamaapi.LocalModelsPath), keep))

@@ -101,6 +101,9 @@ func readFleetBody(ctx *fasthttp.RequestCtx, r *request) ([]byte, error) {
 	if len(b) > maxFleetBody {
 		return nil, errFleetBody
 	}
+	if err := r.CheckBody(b); err != nil { // the key's model allowlist
+		return nil, err
+	}
 	return b, nil
 }
 

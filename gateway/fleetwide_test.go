@@ -50,7 +50,10 @@ func fleetCall(t testing.TB, method, url, auth, body string) (int, string, []fle
 // everywhere; once gone everywhere it is 404. Before, the pull reached one
 // backend.
 func TestFleetWidePullAndDelete(t *testing.T) {
-	gw, fakes := threeBackends(t, func(c *config.Config) { c.LoadBalancer.HealthCheckIntervalInSeconds = 1 })
+	gw, fakes := threeBackends(t, func(c *config.Config) {
+		c.LoadBalancer.HealthCheckIntervalInSeconds = 1
+		plainKeysManageModels(c)
+	})
 	const model = "gemma3:1b"
 
 	status, ct, lines := fleetCall(t, "POST", gw.URL+"/api/pull?fleet=all", "Bearer "+testKey, `{"model":"`+model+`"}`)
@@ -126,7 +129,7 @@ func TestFleetWideNeedsAdmin(t *testing.T) {
 func TestFleetWidePullReportsAFailedBackend(t *testing.T) {
 	live := ollamatest.New(t)
 	dead := deadAddress(t)
-	gw := startGateway(t, nil, live.URL, dead)
+	gw := startGateway(t, plainKeysManageModels, live.URL, dead)
 	status, _, lines := fleetCall(t, "POST", gw.URL+"/api/pull?fleet=all", "Bearer "+testKey, `{"model":"gemma3:1b"}`)
 	if status != 200 || len(lines) == 0 {
 		t.Fatalf("pull: %d %+v", status, lines)

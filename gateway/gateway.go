@@ -267,14 +267,15 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 		r.finishHere(ctx)
 		return
 	}
-	if !g.checkIP(ctx, p, r) || p.preflight(ctx) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) {
+	if !g.checkIP(ctx, p, r) || p.preflight(ctx) || !g.authenticate(ctx, p, r) || !g.limit(ctx, p, r) ||
+		!g.checkKeyPolicy(ctx, st, r) {
 		p.corsHeaders(ctx)
 		r.finishHere(ctx)
 		return
 	}
 	if r.route.View != ollamaapi.NoView && st.Proxy.Pool().Len() > 1 {
 		// The fleet's merged list, answered here (fleetview.go).
-		g.serveView(ctx, st, r.route.View)
+		g.serveView(ctx, st, r.route.View, r.key.ModelFilter())
 		r.ModifyResponse(ctx)
 		r.finishHere(ctx)
 		return
@@ -297,6 +298,9 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	r.refs++
 	defer r.handled(ctx)
 	st.Proxy.Handle(ctx, r.route, r)
+	if r.route.Buffered && r.key.Models != nil {
+		r.filterListing(ctx)
+	}
 }
 
 // serveConfig answers the gateway's admin namespace /config/*: admin scope.

@@ -30,7 +30,9 @@ type request struct {
 	ip     netip.Addr
 	key    *access.Key
 	slot   *limiter.Slot
+	rated  bool // a rate applied: rate holds its decision
 	rate   limiter.Decision
+	model  []byte   // the model the body names, for CheckBody
 	gate   bodyGate // the buffered request body, if any
 	// refs counts the holders of r: the finisher, and serveProxy while the
 	// proxy handles r. Both run on the goroutine serving the request, so
@@ -92,7 +94,7 @@ func (r *request) unref() {
 	if r.refs--; r.refs > 0 {
 		return
 	}
-	*r = request{}
+	*r = request{model: r.model[:0]}
 	requests.Put(r)
 }
 
@@ -109,7 +111,7 @@ func (r *request) discard() {
 func (r *request) ModifyResponse(ctx *fasthttp.RequestCtx) {
 	p := r.st.policy
 	p.corsHeaders(ctx)
-	if p.rateOn {
+	if r.rated {
 		setRateHeaders(ctx, r.rate)
 	}
 }
@@ -121,7 +123,7 @@ func (r *request) finishHere(ctx *fasthttp.RequestCtx) {
 
 // log writes the access log line: never a key, only its public id.
 func (r *request) log(res *proxy.Result, u telemetry.Usage) {
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.String("client_ip", r.ip.String()),
 		slog.String("method", r.method.String()),
@@ -132,6 +134,9 @@ func (r *request) log(res *proxy.Result, u telemetry.Usage) {
 	)
 	if r.key != nil {
 		attrs = append(attrs, slog.String("key_id", r.key.Name))
+		if r.key.Label != "" {
+			attrs = append(attrs, slog.String("key_name", r.key.Label))
+		}
 	}
 	if res.Backend != nil {
 		attrs = append(attrs,

@@ -24,3 +24,13 @@ type StatusError interface {
 	error
 	HTTPStatus() (status int, msg string)
 }
+
+// BodyChecker is implemented by a Finisher that vets a request before any
+// backend is chosen, once its buffered body has been read whole (nil for a
+// request without a body), as the gateway checks the model a key may use.
+// It is not called for streamed uploads (ollamaapi.Route.Upload). An error
+// refuses the request: a StatusError chooses the status and message; any
+// other error is answered 400.
+type BodyChecker interface {
+	CheckBody(body []byte) error
+}

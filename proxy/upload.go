@@ -16,7 +16,10 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 	size := ctx.Request.Header.ContentLength()
 	r := ctx.RequestBodyStream()
 	if size == 0 || r == nil {
-		return nil
+		if x.api.Upload {
+			return nil
+		}
+		return x.checkBody(nil)
 	}
 	x.upload = uploadBody{r: r, ctx: ctx, idle: x.p.opts.IdleTimeout, active: true, size: int64(size)}
 	if x.api.Upload {
@@ -49,8 +52,27 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		ctx.SetConnectionClose()
 		return fmt.Errorf("%w: %w", ErrClientBody, err)
 	}
+	if err := x.checkBody(b); err != nil {
+		return err
+	}
 	x.route.set(x.p.pool, x.api, b)
 	return nil
+}
+
+// checkBody lets a BodyChecker Finisher vet the buffered body.
+func (x *exchange) checkBody(b []byte) error {
+	c, ok := x.fin.(BodyChecker)
+	if !ok {
+		return nil
+	}
+	err := c.CheckBody(b)
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(StatusError); !ok {
+		err = fmt.Errorf("%w: %w", ErrClientBody, err)
+	}
+	return err
 }
 
 // Bounds on reading away a refused request body.

@@ -35,10 +35,16 @@ const (
 	AuthForbiddenIP
 	AuthNotAdmin
 	AuthThrottled
+	// AuthExpiredKey: the key's expiresAt has passed.
+	AuthExpiredKey
+	// AuthModelNotAllowed: the key may not use the model the request
+	// names, or the model cannot be read for a key restricted to models.
+	AuthModelNotAllowed
 	numAuthFailures
 )
 
-var authFailureNames = [numAuthFailures]string{"missing_key", "invalid_key", "forbidden_ip", "not_admin", "throttled"}
+var authFailureNames = [numAuthFailures]string{"missing_key", "invalid_key", "forbidden_ip", "not_admin", "throttled",
+	"expired_key", "model_not_allowed"}
 
 // Options configure Metrics.
 type Options struct {

@@ -304,6 +304,39 @@ func TestKeysCommand(t *testing.T) {
 	}
 }
 
+// TestKeysNewWithPolicy: keys new takes a policy as flags and saves an
+// object entry; a bad flag value names the flag and changes nothing.
+func TestKeysNewWithPolicy(t *testing.T) {
+	path := writeFile(t, `{"ollamaAddresses": ["http://localhost:11434"], "apiKeys": ["existing-key-0000000000"]}`)
+	out, err := exec.Command(binary, "keys", "new", "-config", path, "-name", "team-a", "-models", "llama3.2,qwen2.5:*",
+		"-max-requests", "600", "-window", "60", "-tokens", "200000", "-tokens-window", "86400",
+		"-expires", "2027-01-31T00:00:00Z").Output()
+	key := strings.TrimSpace(string(out))
+	if err != nil || len(key) != 43 {
+		t.Fatalf("keys new with a policy: %q, %v", out, err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.APIKeys[1]
+	if e.Key != key || e.Name != "team-a" || len(e.Models) != 2 || e.Models[1] != "qwen2.5:*" ||
+		e.RateLimit == nil || e.RateLimit.MaxRequests != 600 || e.Tokens == nil || e.Tokens.WindowSeconds != 86400 ||
+		e.ExpiresAt != "2027-01-31T00:00:00Z" {
+		t.Errorf("saved entry = %+v", e)
+	}
+	saved, _ := os.ReadFile(path)
+	cmd := exec.Command(binary, "keys", "new", "-config", path, "-tokens", "0", "-tokens-window", "60")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "-tokens: must be > 0") {
+		t.Errorf("keys new -tokens 0: %v, %q; want an error naming -tokens", err, stderr.String())
+	}
+	if now, _ := os.ReadFile(path); string(now) != string(saved) {
+		t.Error("a refused keys new changed the file")
+	}
+}
+
 // TestSIGHUPReloads: a key added to the file works after SIGHUP.
 // TestKeysListPublicKeys: a public-key entry is listed by its id, the
 // first 16 hex digits of its SSH fingerprint's digest.
