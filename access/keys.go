@@ -3,6 +3,8 @@ package access
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ollamagw/ollama-gateway/config"
@@ -36,6 +38,9 @@ type Key struct {
 	TokenWindow time.Duration
 	// Expires is when the key stops being accepted; zero: never.
 	Expires time.Time
+	// Policy is the config entry the policy came from, its key fields
+	// cleared: for showing the policy (GET /config/keys).
+	Policy config.KeyEntry
 }
 
 // DisplayName returns Label, or the key id when the entry has no name.
@@ -63,6 +68,8 @@ func (k *Key) ModelFilter() func(name string) bool {
 
 // setPolicy copies the policy of entry e onto k.
 func (k *Key) setPolicy(e config.KeyEntry) {
+	k.Policy = e
+	k.Policy.Key, k.Policy.SHA256 = "", ""
 	k.Label = e.Name
 	k.Models = NewModelSet(e.Models)
 	if r := e.RateLimit; r != nil {
@@ -124,6 +131,19 @@ func (s *KeySet) Lookup(presented []byte) *Key {
 		return nil
 	}
 	return s.keys[sha256.Sum256(presented)]
+}
+
+// All returns every key of the set, ordered by id.
+func (s *KeySet) All() []*Key { return sortedKeys(s.keys) }
+
+// sortedKeys returns the keys of m ordered by id.
+func sortedKeys(m map[[32]byte]*Key) []*Key {
+	out := make([]*Key, 0, len(m))
+	for _, k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b *Key) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Len returns the number of distinct keys, admin keys included.

@@ -164,7 +164,7 @@ func NewPublicKeySet(apiKeys, adminKeys []config.PublicKey) *PublicKeySet {
 			k.Admin = k.Admin || admin
 			return
 		}
-		k := &Key{Name: config.KeyID(fp), Admin: admin}
+		k := &Key{Name: config.KeyID(fp), Admin: admin, Label: e.Name}
 		copy(k.ID[:], fp[:16])
 		s.keys[fp] = k
 	}
@@ -177,6 +177,9 @@ func NewPublicKeySet(apiKeys, adminKeys []config.PublicKey) *PublicKeySet {
 	}
 	return s
 }
+
+// All returns every key of the set, ordered by id.
+func (s *PublicKeySet) All() []*Key { return sortedKeys(s.keys) }
 
 // Len returns the number of distinct public keys.
 func (s *PublicKeySet) Len() int { return len(s.keys) }

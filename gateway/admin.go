@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -57,6 +58,8 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			Key string `json:"key"`
 			ID  string `json:"id"`
 		}{key, id})
+	case string(path) == "/config/keys" && get:
+		writeJSON(ctx, fasthttp.StatusOK, g.KeysUsage(time.Now()))
 	case bytes.HasPrefix(path, []byte("/config/keys/")) && ctx.IsDelete():
 		id := string(path[len("/config/keys/"):])
 		var force bool
@@ -134,6 +137,66 @@ func (g *Gateway) NewKeyWith(digest bool, pol config.KeyEntry) (key, id string, 
 	id = config.KeyID(config.KeyDigest(key))
 	g.log.Info("API key created", "key_id", id, "key_name", pol.Name, "stored_as_digest", digest)
 	return key, id, nil
+}
+
+// KeyUsage is one key in the answer of GET /config/keys: its public id,
+// name, policy and usage, never the key.
+type KeyUsage struct {
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Admin bool   `json:"admin"`
+	// The policy, as configured.
+	Models    []string             `json:"models,omitempty"`
+	RateLimit *config.RateOverride `json:"rateLimit,omitempty"`
+	Tokens    *config.TokenBudget  `json:"tokens,omitempty"`
+	ExpiresAt string               `json:"expiresAt,omitempty"`
+	// Since the gateway started.
+	Requests         int64 `json:"requests"`
+	PromptTokens     int64 `json:"promptTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	// Window is the key's current token budget window, when it has one.
+	Window *WindowUsage `json:"window,omitempty"`
+	// LastUsed is when the key's last request ended; omitted if never.
+	LastUsed *time.Time `json:"lastUsed,omitempty"`
+}
+
+// WindowUsage is a key's usage in its current budget window.
+type WindowUsage struct {
+	Start            time.Time `json:"start"`
+	End              time.Time `json:"end"`
+	Requests         int64     `json:"requests"`
+	PromptTokens     int64     `json:"promptTokens"`
+	CompletionTokens int64     `json:"completionTokens"`
+	// Remaining is the tokens left of the budget, 0 when spent.
+	Remaining int64 `json:"remaining"`
+}
+
+// KeysUsage returns GET /config/keys' answer at now: {"keys": [...]}, one
+// entry per configured key, ordered by id.
+func (g *Gateway) KeysUsage(now time.Time) struct {
+	Keys []KeyUsage `json:"keys"`
+} {
+	keys := g.Snapshot().policy.allKeys()
+	out := make([]KeyUsage, 0, len(keys))
+	for _, k := range keys {
+		u := g.usage.Usage(k.ID, k.TokenWindow, now)
+		e := KeyUsage{ID: k.Name, Name: k.Label, Admin: k.Admin,
+			Models: k.Policy.Models, RateLimit: k.Policy.RateLimit, Tokens: k.Policy.Tokens, ExpiresAt: k.Policy.ExpiresAt,
+			Requests: u.Total.Requests, PromptTokens: u.Total.PromptTokens, CompletionTokens: u.Total.CompletionTokens}
+		if k.TokenWindow > 0 {
+			e.Window = &WindowUsage{Start: u.WindowStart.UTC(), End: u.WindowStart.Add(k.TokenWindow).UTC(),
+				Requests: u.Window.Requests, PromptTokens: u.Window.PromptTokens, CompletionTokens: u.Window.CompletionTokens,
+				Remaining: max(0, k.TokenMax-u.Window.Tokens())}
+		}
+		if !u.LastUsed.IsZero() {
+			t := u.LastUsed.UTC()
+			e.LastUsed = &t
+		}
+		out = append(out, e)
+	}
+	return struct {
+		Keys []KeyUsage `json:"keys"`
+	}{out}
 }
 
 // keyPolicy is the optional JSON body of POST /config/new-key: the policy

@@ -90,6 +90,10 @@ func newPolicy(cfg *config.Config) (*policy, error) {
 // keys included.
 func (p *policy) keyCount() int { return p.keys.Len() + p.signed.Len() }
 
+// allKeys returns every configured key, secret and public ones, each set
+// ordered by id.
+func (p *policy) allKeys() []*access.Key { return append(p.keys.All(), p.signed.All()...) }
+
 // hasAdminKeys reports whether adminKeys lists any key, public keys
 // included.
 func (p *policy) hasAdminKeys() bool { return p.keys.HasAdminKeys() || p.signed.HasAdminKeys() }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/health"
+	"github.com/ollamagw/ollama-gateway/keyusage"
 	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/ollamaapi"
 	"github.com/ollamagw/ollama-gateway/proxy"
@@ -107,6 +108,9 @@ type Gateway struct {
 	// snapshots too; bodyGrace is when their minimum rate starts.
 	bodies    bodyBudget
 	bodyGrace time.Duration
+	// usage counts each key's requests and tokens (budgets, GET
+	// /config/keys, the per-key metrics); it outlives snapshots.
+	usage keyusage.Store
 	// metrics is nil when metrics are off: the request path then skips
 	// them at the cost of a nil check.
 	metrics atomic.Pointer[telemetry.Metrics]
@@ -140,6 +144,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		fleet:    newFleetClient(),
 
 		bodyGrace: defaultBodyGrace,
+		usage:     new(keyusage.Memory),
 	}
 	for _, o := range opts {
 		o(g)
@@ -198,7 +203,14 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 	return telemetry.New(telemetry.Options{
 		Namespace: ns,
 		APIKeys:   func() int { return g.Snapshot().policy.keyCount() },
-		Servers:   func() int { return g.Snapshot().Proxy.Pool().Len() },
+		Keys: func(yield func(key string, requests, prompt, completion int64)) {
+			now := time.Now()
+			for _, k := range g.Snapshot().policy.allKeys() {
+				u := g.usage.Usage(k.ID, k.TokenWindow, now).Total
+				yield(k.DisplayName(), u.Requests, u.PromptTokens, u.CompletionTokens)
+			}
+		},
+		Servers: func() int { return g.Snapshot().Proxy.Pool().Len() },
 		Backends: func(yield func(string, bool, int64)) {
 			for _, b := range g.Snapshot().Proxy.Pool().Backends() {
 				yield(b.Name(), b.Available(), b.InFlight())

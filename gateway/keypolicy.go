@@ -3,11 +3,13 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"strconv"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/jsonfield"
+	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/ollamaapi"
 	"github.com/ollamagw/ollama-gateway/proxy"
 	"github.com/ollamagw/ollama-gateway/telemetry"
@@ -25,6 +27,28 @@ func (g *Gateway) notExpired(ctx *fasthttp.RequestCtx, r *request) bool {
 	g.refuse(telemetry.AuthExpiredKey)
 	proxy.WriteError(ctx, fasthttp.StatusUnauthorized, "key expired")
 	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer")
+	return false
+}
+
+// withinBudget refuses, with 429 and Retry-After (when the key's window
+// ends), a request to a route that spends tokens from a key that has spent
+// its token budget in the current window. Tokens are charged when a
+// response ends, so a single stream may overshoot the budget once.
+func (g *Gateway) withinBudget(ctx *fasthttp.RequestCtx, r *request) bool {
+	k := r.key
+	if k.TokenMax <= 0 || r.route.Usage == ollamaapi.NoUsage {
+		return true
+	}
+	now := ctx.Time()
+	spent, ends := g.usage.WindowTokens(k.ID, k.TokenWindow, now)
+	if spent < k.TokenMax {
+		return true
+	}
+	if m := g.metrics.Load(); m != nil {
+		m.RateLimited()
+	}
+	tooMany(ctx, limiter.Decision{RetryAfter: ends.Sub(now)}, "token budget exhausted: "+
+		strconv.FormatInt(spent, 10)+" of "+strconv.FormatInt(k.TokenMax, 10)+" tokens used in this window")
 	return false
 }
 
@@ -47,6 +71,9 @@ func (g *Gateway) checkKeyPolicy(ctx *fasthttp.RequestCtx, st *Snapshot, r *requ
 	if rt.ChangesFleet && !st.policy.anyKeyManagesModels && !r.key.Admin {
 		g.refuse(telemetry.AuthNotAdmin)
 		proxy.WriteError(ctx, fasthttp.StatusForbidden, msgManagement)
+		return false
+	}
+	if !g.withinBudget(ctx, r) {
 		return false
 	}
 	models := r.key.Models

@@ -66,6 +66,9 @@ func (r *request) Finish(res *proxy.Result) {
 	if res.Status == fasthttp.StatusOK && res.Backend != nil {
 		u = telemetry.UsageOf(r.route.Usage, res.Tail())
 	}
+	if r.key != nil {
+		g.usage.Charge(r.key.ID, r.key.TokenWindow, int64(u.Prompt), int64(u.Completion), time.Now())
+	}
 	if m := g.metrics.Load(); m != nil {
 		m.Request(r.method, r.ep, res.Status, time.Since(r.start), r.ip)
 		if res.Backend != nil {

@@ -69,6 +69,12 @@ type Options struct {
 	// the number of models in it. Backends with an unknown list are left
 	// out.
 	BackendModels func(yield func(name string, models int))
+	// Keys, if set, is called at scrape time for the per-key counters
+	// <ns>_key_requests_total{key} and <ns>_key_tokens_total{key,type}:
+	// each configured key's label (its name, else its id) and its
+	// counts since start. Only configured keys are listed, so the series
+	// are bounded by the config.
+	Keys func(yield func(key string, requests, prompt, completion int64))
 }
 
 // Metrics holds the metric handles of one namespace. Recording methods are
@@ -212,6 +218,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	var buf bytes.Buffer
 	m.set.WritePrometheus(&buf)
 	m.writeBackendGauges(&buf)
+	m.writeKeyCounters(&buf)
 	metrics.WriteProcessMetrics(&buf)
 	m.writeWithHelp(w, buf.Bytes())
 }
@@ -225,7 +232,7 @@ var help = map[string]string{
 	"requests_failure_total":      "HTTP requests answered with any other status (401, 403 and 429 included).",
 	"apikeys_total":               "Number of active API keys.",
 	"ollama_servers_total":        "Number of configured Ollama servers.",
-	"rate_limited_total":          "Requests refused by the rate or concurrency limit.",
+	"rate_limited_total":          "Requests refused by the rate or concurrency limit or a key's token budget.",
 	"auth_failures_total":         "Requests refused by access control, by reason.",
 	"config_reloads_total":        "Configuration reloads, by result.",
 	"backend_errors_total":        "Failed attempts to reach an Ollama backend, by kind.",
