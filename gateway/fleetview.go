@@ -30,16 +30,19 @@ import (
 // models keep accepts (the key's model allowlist; nil: all).
 func (g *Gateway) serveView(ctx *fasthttp.RequestCtx, st *Snapshot, v ollamaapi.View, keep func(string) bool) {
 	backends := st.Proxy.Pool().Backends()
+	// Live fetches run under the gateway's context, not ctx: a
+	// *fasthttp.RequestCtx is no parent context (context.WithTimeout would
+	// watch it from a goroutine that outlives the request, a data race).
 	switch v {
 	case ollamaapi.TagsView:
-		writeModels(ctx, mergeListings(g.fleetLists(ctx, backends, ollamaapi.LocalModelsPath), keep))
+		writeModels(ctx, mergeListings(g.fleetLists(g.ctx, backends, ollamaapi.LocalModelsPath), keep))
 	case ollamaapi.RunningView:
-		writeModels(ctx, mergeListings(g.fleetLists(ctx, backends, ollamaapi.RunningModelsPath), keep))
+		writeModels(ctx, mergeListings(g.fleetLists(g.ctx, backends, ollamaapi.RunningModelsPath), keep))
 	case ollamaapi.OpenAIModelsView:
-		writeOpenAIModels(ctx, mergeListings(g.fleetLists(ctx, backends, ollamaapi.LocalModelsPath), keep))
+		writeOpenAIModels(ctx, mergeListings(g.fleetLists(g.ctx, backends, ollamaapi.LocalModelsPath), keep))
 	case ollamaapi.OpenAIModelView:
 		name, _ := strings.CutPrefix(string(ctx.Path()), "/v1/models/")
-		writeOpenAIModel(ctx, name, mergeListings(g.fleetLists(ctx, backends, ollamaapi.LocalModelsPath), keep))
+		writeOpenAIModel(ctx, name, mergeListings(g.fleetLists(g.ctx, backends, ollamaapi.LocalModelsPath), keep))
 	}
 }
 
