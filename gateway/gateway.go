@@ -205,9 +205,15 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 		APIKeys:   func() int { return g.Snapshot().policy.keyCount() },
 		Keys: func(yield func(key string, requests, prompt, completion int64)) {
 			now := time.Now()
+			seen := map[string]bool{}
 			for _, k := range g.Snapshot().policy.allKeys() {
 				u := g.usage.Usage(k.ID, k.TokenWindow, now).Total
-				yield(k.DisplayName(), u.Requests, u.PromptTokens, u.CompletionTokens)
+				label := k.DisplayName()
+				if seen[label] {
+					label = k.Name // a name given twice: one series per key
+				}
+				seen[label] = true
+				yield(label, u.Requests, u.PromptTokens, u.CompletionTokens)
 			}
 		},
 		Servers: func() int { return g.Snapshot().Proxy.Pool().Len() },
