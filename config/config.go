@@ -34,6 +34,20 @@ const (
 	defaultRedisFailMode                    = "open"
 	defaultRedisTimeoutMilliseconds         = 100
 	defaultRedisLeaseMilliseconds           = 30000
+	defaultStrategy                         = StrategyRoundRobin
+	defaultQueueSize                        = 256
+	defaultQueueTimeoutSeconds              = 60
+)
+
+// Load balancing strategies for requests that name no model
+// (LoadBalancer.Strategy).
+const (
+	// StrategyRoundRobin sends each request to the next available backend
+	// in turn, as the spec describes.
+	StrategyRoundRobin = "round-robin"
+	// StrategyLeastConnections sends each request to the available
+	// backend with the fewest requests in flight, taking turns on ties.
+	StrategyLeastConnections = "least-connections"
 )
 
 // Config is the parsed config.json: plain data with no behaviour beyond
@@ -48,8 +62,19 @@ type Config struct {
 	// each must be an http or https URL with a host and without query,
 	// fragment or user info. Surrounding whitespace is trimmed; a trailing
 	// slash is kept as given. No default.
+	//
+	// In the file, an entry is either that URL as a string (the spec's
+	// form) or an object {"url": "...", "maxConcurrent": 4}, strings and
+	// objects mixed in one list; an object's url lands here and its
+	// other fields in AddressOptions, at the same index.
 	OllamaAddresses []string `json:"ollamaAddresses"`
-	// LoadBalancer configures backend health checks.
+	// AddressOptions holds the options of the OllamaAddresses entries
+	// given as objects, index for index; it may be shorter than
+	// OllamaAddresses (or nil), and a missing entry has every default.
+	// It is filled by Parse, never read from or written to JSON under
+	// its own name.
+	AddressOptions []AddressOptions `json:"-"`
+	// LoadBalancer configures backend health checks and fleet scheduling.
 	LoadBalancer LoadBalancer `json:"loadBalancer"`
 	// GatewayAddress is the host:port the gateway listens on. The host may
 	// be empty, an IP address or a name; the port is a number in 0..65535.
@@ -91,7 +116,28 @@ type Config struct {
 	Redis *Redis `json:"redis,omitempty"`
 }
 
-// LoadBalancer configures the health checks of the Ollama servers.
+// AddressOptions are the options of one OllamaAddresses entry given as an
+// object.
+type AddressOptions struct {
+	// MaxConcurrent caps the requests routed by model (inference,
+	// embeddings, /api/show) the gateway has in flight on this server at
+	// once, streams until their last chunk. Set it to the server's
+	// OLLAMA_NUM_PARALLEL × the models it keeps loaded; past it, requests
+	// go to another server or wait in the queue (LoadBalancer.QueueSize).
+	// 0 (the default, and a string entry) means no cap; else >= 1.
+	MaxConcurrent int `json:"maxConcurrent,omitempty"`
+}
+
+// MaxConcurrent returns the cap of OllamaAddresses[i] (0: none).
+func (c *Config) MaxConcurrent(i int) int {
+	if i < 0 || i >= len(c.AddressOptions) {
+		return 0
+	}
+	return c.AddressOptions[i].MaxConcurrent
+}
+
+// LoadBalancer configures the health checks of the Ollama servers and how
+// requests are spread over them.
 type LoadBalancer struct {
 	// HealthCheckIntervalInSeconds is the time between two health checks
 	// of a server, in seconds. Default 30; must be >= 1.
@@ -108,6 +154,26 @@ type LoadBalancer struct {
 	// RiseThreshold is how many consecutive successful checks bring a down
 	// backend back. Default 1; must be >= 1.
 	RiseThreshold int `json:"riseThreshold,omitempty"`
+	// Strategy picks the backend of a request that names no model:
+	// "round-robin" (the default, the spec's) or "least-connections".
+	// Requests that name a model are scheduled by where it is loaded and
+	// by free capacity (README, "Fleet scheduling").
+	Strategy string `json:"strategy,omitempty"`
+	// QueueSize is how many requests may wait, over all backends, for a
+	// slot when every backend that could serve them is at its
+	// maxConcurrent (or answered "server busy"). Default 256; 0 turns the
+	// queue off (such requests are answered 503 at once); >= 0.
+	QueueSize int `json:"queueSize"`
+	// QueueTimeoutSeconds is the longest a request waits in the queue
+	// before it is answered 503 with Retry-After, in seconds. Default 60;
+	// >= 1.
+	QueueTimeoutSeconds int `json:"queueTimeoutSeconds,omitempty"`
+}
+
+// QueueTimeout returns LoadBalancer.QueueTimeoutSeconds as a Duration
+// (default 1m).
+func (l LoadBalancer) QueueTimeout() time.Duration {
+	return durationOf(int64(l.QueueTimeoutSeconds), time.Second)
 }
 
 // RateLimit limits how many requests one client may make in a time window.
@@ -300,6 +366,9 @@ func Default() Config {
 			HealthCheckTimeoutInMilliseconds: defaultHealthCheckTimeoutInMilliseconds,
 			FailThreshold:                    defaultFailThreshold,
 			RiseThreshold:                    defaultRiseThreshold,
+			Strategy:                         defaultStrategy,
+			QueueSize:                        defaultQueueSize,
+			QueueTimeoutSeconds:              defaultQueueTimeoutSeconds,
 		},
 		GatewayAddress: defaultGatewayAddress,
 		Logging:        true,

@@ -74,6 +74,9 @@ func TestParseDefaults(t *testing.T) {
 			HealthCheckTimeoutInMilliseconds: 5000,
 			FailThreshold:                    2,
 			RiseThreshold:                    1,
+			Strategy:                         "round-robin",
+			QueueSize:                        256,
+			QueueTimeoutSeconds:              60,
 		},
 		GatewayAddress: "0.0.0.0:8080",
 		Logging:        true,
@@ -139,7 +142,7 @@ func TestParseExplicitValuesWin(t *testing.T) {
 	}
 	want := Config{
 		OllamaAddresses: []string{"http://a:11434/", "https://b.example/ollama"},
-		LoadBalancer:    LoadBalancer{5, "/api/version", 250, 2, 1},
+		LoadBalancer:    LoadBalancer{5, "/api/version", 250, 2, 1, "round-robin", 256, 60},
 		GatewayAddress:  "127.0.0.1:9000",
 		Logging:         false,
 		AuthHeaderName:  "X-Api-Key",
@@ -207,7 +210,7 @@ func TestParseErrors(t *testing.T) {
 		{"type int out of range", withAddr(`"proxy": {"maxRequestBodyBytes": 99999999999999999999}`), `proxy.maxRequestBodyBytes: number 99999999999999999999 is out of range`},
 		{"type float out of range", withAddr(`"proxy": {"maxRequestBodyBytes": 1e400}`), `proxy.maxRequestBodyBytes: number 1e400 is out of range`},
 		{"type bool", withAddr(`"logging": "yes"`), `logging: expected true or false, got string`},
-		{"type array", `{"ollamaAddresses": "http://x"}`, `ollamaAddresses: expected an array of strings, got string`},
+		{"type array", `{"ollamaAddresses": "http://x"}`, `ollamaAddresses: expected an array of strings or objects, got string`},
 		{"type element", withAddr(`"apiKeys": ["k", 5]`), `apiKeys[1]: expected a string or an object, got number`},
 		{"type null element", withAddr(`"apiKeys": [null]`), `apiKeys[0]: expected a string or an object, got null`},
 		{"type object", withAddr(`"metrics": true`), `metrics: expected an object, got boolean`},

@@ -94,13 +94,16 @@ func Parse(data []byte) (*Config, error) {
 	}
 	var errs []error
 	checkKeyObjects(doc, &errs)
-	checkShape(doc, reflect.TypeFor[Config](), "", &errs)
+	checkShape(withoutAddresses(doc), reflect.TypeFor[Config](), "", &errs)
+	checkAddressesShape(doc, &errs)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 
 	// Second pass: decode onto the defaults. It fails only on what the
-	// first pass does not check, such as 1e3 for an integer.
+	// first pass does not check, such as 1e3 for an integer. The Ollama
+	// addresses decode through addressEntry, which takes both forms
+	// (decodeConfig).
 	c := Default()
 	if err := decodeConfig(data, &c); err != nil {
 		return nil, decodeError(data, err)
@@ -124,6 +127,7 @@ func (c *Config) normalise() {
 	orDefault(&c.GatewayAddress, def.GatewayAddress)
 	orDefault(&c.AuthHeaderName, def.AuthHeaderName)
 	orDefault(&c.LoadBalancer.HealthCheckEndpoint, def.LoadBalancer.HealthCheckEndpoint)
+	orDefault(&c.LoadBalancer.Strategy, def.LoadBalancer.Strategy)
 	orDefault(&c.Metrics.Endpoint, def.Metrics.Endpoint)
 	orDefault(&c.Metrics.Namespace, def.Metrics.Namespace)
 	for i, a := range c.OllamaAddresses {

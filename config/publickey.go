@@ -79,6 +79,8 @@ type keyLists struct {
 	*configFields
 	APIKeys   []keyEntry `json:"apiKeys"`
 	AdminKeys []keyEntry `json:"adminKeys"`
+	// OllamaAddresses takes strings and objects too (addresses.go).
+	OllamaAddresses []addressEntry `json:"ollamaAddresses"`
 }
 
 // decodeConfig decodes data onto c, splitting apiKeys and adminKeys into
@@ -104,7 +106,7 @@ func decodeConfig(data []byte, c *Config) error {
 	}
 	split(w.APIKeys, &c.APIKeys, &c.APIPublicKeys)
 	split(w.AdminKeys, &c.AdminKeys, &c.AdminPublicKeys)
-	return nil
+	return c.setAddresses(w.OllamaAddresses)
 }
 
 // checkKeyObjects checks the shape of the publicKey object entries of

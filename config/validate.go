@@ -47,6 +47,16 @@ func (c *Config) Validate() error {
 	v.duration("loadBalancer.healthCheckTimeoutInMilliseconds", lb.HealthCheckTimeoutInMilliseconds, time.Millisecond, 1)
 	v.atLeast("loadBalancer.failThreshold", int64(lb.FailThreshold), 1)
 	v.atLeast("loadBalancer.riseThreshold", int64(lb.RiseThreshold), 1)
+	if lb.Strategy != StrategyRoundRobin && lb.Strategy != StrategyLeastConnections {
+		v.add("loadBalancer.strategy", fmt.Sprintf("must be %q or %q", StrategyRoundRobin, StrategyLeastConnections))
+	}
+	v.atLeast("loadBalancer.queueSize", int64(lb.QueueSize), 0)
+	v.duration("loadBalancer.queueTimeoutSeconds", lb.QueueTimeoutSeconds, time.Second, 1)
+	for i, o := range c.AddressOptions {
+		if o.MaxConcurrent < 0 {
+			v.add(fmt.Sprintf("ollamaAddresses[%d].maxConcurrent", i), "must be >= 1")
+		}
+	}
 
 	v.gatewayAddress(c.GatewayAddress)
 	v.headerName("authHeaderName", c.AuthHeaderName)
