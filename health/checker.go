@@ -77,6 +77,12 @@ type Options struct {
 	// succeeds. A check that fails fetches nothing and keeps the list.
 	// Default false: no request but the checks.
 	Models bool
+	// Loaded, if set, keeps what every target that is a LoadedTarget has
+	// loaded: after each successful check of it, the Checker requests
+	// Ollama's GET /api/ps (ollamaapi.RunningModelsPath; bounded by
+	// Timeout and 8 MiB) and passes its entries to SetLoaded; after three
+	// failed fetches in a row, ForgetLoaded. Default false.
+	Loaded bool
 }
 
 // target is the Checker's bookkeeping for one Target: the evidence, not the
@@ -97,6 +103,10 @@ type target struct {
 	epoch uint64 // bumped by ReportFailure; older check results are stale
 
 	modelFails int // consecutive failed model list fetches, saturated
+
+	lt      LoadedTarget // t, when its loaded models are kept; else nil
+	psURL   string       // joinURL(name, ollamaapi.RunningModelsPath)
+	psFails int          // consecutive failed /api/ps fetches, saturated
 }
 
 // Checker actively checks a fixed set of targets and takes passive reports
@@ -177,6 +187,10 @@ func New(targets []Target, opts Options) *Checker {
 			ts.mt = mt
 			ts.modelsURL = joinURL(ts.name, ollamaapi.LocalModelsPath)
 		}
+		if lt, ok := t.(LoadedTarget); ok && opts.Loaded {
+			ts.lt = lt
+			ts.psURL = joinURL(ts.name, ollamaapi.RunningModelsPath)
+		}
 		c.targets = append(c.targets, ts)
 		if comparable {
 			c.byTarget[t] = ts
@@ -219,7 +233,7 @@ func (c *Checker) loop(ctx context.Context, ts *target) {
 // check probes ts once and records the result, unless ctx ended first (the
 // failure would be ours, not the backend's) or a passive report arrived
 // while the check was in flight (the report is newer evidence). After a
-// success it refreshes the target's model list, if kept.
+// success it refreshes the target's model list and loaded models, if kept.
 func (c *Checker) check(ctx context.Context, ts *target) {
 	ts.mu.Lock()
 	epoch := ts.epoch
@@ -229,8 +243,14 @@ func (c *Checker) check(ctx context.Context, ts *target) {
 	if ctx.Err() != nil {
 		return
 	}
-	if c.record(ts, epoch, reason) && ts.mt != nil {
+	if !c.record(ts, epoch, reason) {
+		return
+	}
+	if ts.mt != nil {
 		c.refreshModels(ctx, ts)
+	}
+	if ts.lt != nil {
+		c.refreshLoaded(ctx, ts)
 	}
 }
 
