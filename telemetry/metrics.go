@@ -75,6 +75,14 @@ type Options struct {
 	// counts since start. Only configured keys are listed, so the series
 	// are bounded by the config.
 	Keys func(yield func(key string, requests, prompt, completion int64))
+	// QueueDepth, if set, is read at scrape time for <ns>_queue_depth:
+	// the requests waiting for a backend slot.
+	QueueDepth func() int
+	// BackendCapacity, if set, is called at scrape time for
+	// <ns>_backend_max_concurrent and <ns>_backend_loaded_models: each
+	// backend's name, its cap on requests in flight (0: none) and the
+	// number of models it has loaded (-1: unknown).
+	BackendCapacity func(yield func(name string, maxConcurrent, loaded int))
 }
 
 // Metrics holds the metric handles of one namespace. Recording methods are
@@ -96,6 +104,7 @@ type Metrics struct {
 	backends sync.Map   // backend name -> *backendMetrics (few, stable keys)
 	models   modelTable
 	redis    redisTable
+	queue    queueMetrics
 }
 
 // pairMetrics are the handles of one (method, endpoint) pair.
@@ -129,6 +138,7 @@ func New(opts Options) *Metrics {
 	}
 	m.reloadOK = m.set.NewCounter(m.ns + `_config_reloads_total{result="success"}`)
 	m.reloadFail = m.set.NewCounter(m.ns + `_config_reloads_total{result="failure"}`)
+	m.initQueue()
 	if opts.APIKeys != nil {
 		m.set.NewGauge(m.ns+"_apikeys_total", func() float64 { return float64(opts.APIKeys()) })
 	}
@@ -219,6 +229,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	m.set.WritePrometheus(&buf)
 	m.writeBackendGauges(&buf)
 	m.writeKeyCounters(&buf)
+	m.writeCapacityGauges(&buf)
 	metrics.WriteProcessMetrics(&buf)
 	m.writeWithHelp(w, buf.Bytes())
 }
@@ -241,6 +252,9 @@ var help = map[string]string{
 	"tokens_per_second":           "Generation speed reported by the backends (eval_count / eval_duration).",
 	"redis_duration_seconds":      "Round-trip time of calls to the shared Redis, by operation.",
 	"redis_errors_total":          "Calls to the shared Redis that failed (unreachable, timeout, error reply), by operation.",
+	"queue_wait_seconds":          "Time requests waited for a backend slot when every backend that could serve them was full (refusals included, at 0).",
+	"queue_rejected_total":        "Requests that left the scheduling queue without a slot, by reason (full, timeout, client_gone).",
+	"queue_depth":                 "Requests waiting for a backend slot.",
 }
 
 // writeWithHelp copies an exposition to w, completing the bare "# HELP

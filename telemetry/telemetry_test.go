@@ -252,3 +252,37 @@ func TestIPLabelEscapedAndBounded(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueMetrics(t *testing.T) {
+	m := New(Options{
+		QueueDepth: func() int { return 7 },
+		BackendCapacity: func(yield func(string, int, int)) {
+			yield("http://gpu1:11434/", 4, 2)
+			yield("http://gpu2:11434/", 0, -1)
+		},
+	})
+	m.Queued(2*time.Second, QueueDispatched)
+	m.Queued(0, QueueFull)
+	m.Queued(time.Minute, QueueTimeout)
+	m.Queued(time.Second, QueueClientGone)
+	out := expose(m)
+	for _, tt := range []struct {
+		series string
+		want   float64
+	}{
+		{`gateway_queue_depth`, 7},
+		{`gateway_queue_wait_seconds_count`, 4},
+		{`gateway_queue_rejected_total{reason="full"}`, 1},
+		{`gateway_queue_rejected_total{reason="timeout"}`, 1},
+		{`gateway_queue_rejected_total{reason="client_gone"}`, 1},
+		{`gateway_backend_max_concurrent{backend="http://gpu1:11434/"}`, 4},
+		{`gateway_backend_loaded_models{backend="http://gpu1:11434/"}`, 2},
+	} {
+		if got := value(t, out, tt.series); got != tt.want {
+			t.Errorf("%s = %v; want %v", tt.series, got, tt.want)
+		}
+	}
+	if strings.Contains(out, `backend_max_concurrent{backend="http://gpu2`) || strings.Contains(out, `loaded_models{backend="http://gpu2`) {
+		t.Error("gauges written for a backend without a cap or a known /api/ps")
+	}
+}

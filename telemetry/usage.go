@@ -14,6 +14,7 @@ type Usage struct {
 	Model              string // as the backend named it; "" when the kept tail does not name it
 	Prompt, Completion int    // tokens
 	EvalNanos          int64  // generation time, when reported (Ollama API)
+	LoadNanos          int64  // model load time, when reported (Ollama API's load_duration)
 }
 
 // UsageOf reads the token counts from the tail of a successful response
@@ -46,11 +47,13 @@ func ollamaUsage(tail []byte) Usage {
 		PromptEvalCount int    `json:"prompt_eval_count"`
 		EvalCount       int    `json:"eval_count"`
 		EvalDuration    int64  `json:"eval_duration"`
+		LoadDuration    int64  `json:"load_duration"`
 	}
 	if json.Unmarshal(line, &v) != nil || !v.Done {
 		return Usage{}
 	}
-	return Usage{OK: true, Model: v.Model, Prompt: v.PromptEvalCount, Completion: v.EvalCount, EvalNanos: v.EvalDuration}
+	return Usage{OK: true, Model: v.Model, Prompt: v.PromptEvalCount, Completion: v.EvalCount, EvalNanos: v.EvalDuration,
+		LoadNanos: v.LoadDuration}
 }
 
 // openAIUsage finds the usage of an OpenAI-compatible answer: the SSE

@@ -10,7 +10,7 @@ import (
 // Answers as Ollama v0.17.4 writes them.
 const (
 	ollamaChat = `{"model":"llama3.2","message":{"role":"assistant","content":"x"},"done":false}` + "\n" +
-		`{"model":"llama3.2","created_at":"2026-11-24T10:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":9,"prompt_eval_count":26,"eval_count":5,"eval_duration":500000000}` + "\n"
+		`{"model":"llama3.2","created_at":"2026-11-24T10:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":9,"load_duration":1500000000,"prompt_eval_count":26,"eval_count":5,"eval_duration":500000000}` + "\n"
 	openAISSE = "data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n" +
 		"data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":5,\"total_tokens\":16}}\n\n" +
 		"data: [DONE]\n\n"
@@ -42,8 +42,8 @@ func TestUsageOf(t *testing.T) {
 		tail   string
 		want   Usage
 	}{
-		{"ollama stream", ollamaapi.OllamaUsage, ollamaChat, Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
-		{"ollama answer", ollamaapi.OllamaUsage, ollamaChat[strings.Index(ollamaChat, "\n")+1:], Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000}},
+		{"ollama stream", ollamaapi.OllamaUsage, ollamaChat, Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000, LoadNanos: 1500000000}},
+		{"ollama answer", ollamaapi.OllamaUsage, ollamaChat[strings.Index(ollamaChat, "\n")+1:], Usage{OK: true, Model: "llama3.2", Prompt: 26, Completion: 5, EvalNanos: 500000000, LoadNanos: 1500000000}},
 		{"ollama not done", ollamaapi.OllamaUsage, `{"model":"m","done":false}` + "\n", Usage{}},
 		{"openai stream", ollamaapi.OpenAIUsage, openAISSE, Usage{OK: true, Model: "llama3.2", Prompt: 11, Completion: 5}},
 		{"openai answer", ollamaapi.OpenAIUsage, openAIJSON, Usage{OK: true, Model: "qwen", Prompt: 3, Completion: 4}},
