@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,7 @@ type exchange struct {
 	upload  uploadBody
 	route   route    // model-aware selection, set with the buffered body
 	pin     *Backend // blob affinity: tried first (affinity.go)
+	waiter  waiter   // its place in the queue, when it waits
 	body    responseBody
 	tail    ring
 	scratch []byte
@@ -185,6 +187,10 @@ func (x *exchange) fail(err error) {
 		msg = fmt.Sprintf("request body too large: the limit is %d bytes", x.p.opts.MaxRequestBodyBytes)
 	}
 	WriteError(x.ctx, status, msg)
+	var qe *QueueError
+	if errors.As(err, &qe) {
+		x.ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, qe.retryAfter())
+	}
 	x.res.Status = status
 	x.modify()
 	x.finish(err)
@@ -208,8 +214,12 @@ func (x *exchange) finish(err error) {
 	if x.body.track {
 		x.res.tail = x.tail.bytes()
 	}
+	if x.route.named {
+		x.res.hash = x.route.hash
+	}
 	if x.counted {
-		x.res.Backend.inFlight.Add(-1)
+		x.route.sent.done()
+		x.p.release(x.res.Backend)
 	}
 	if x.fin != nil {
 		x.fin.Finish(&x.res)

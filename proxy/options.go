@@ -30,6 +30,22 @@ type Options struct {
 	Affinity *Affinity
 	// Logger receives backend errors. Default slog.Default().
 	Logger *slog.Logger
+	// LeastConnections sends requests that name no model to the available
+	// backend with the fewest requests in flight (ties take turns).
+	// Default false: round-robin.
+	LeastConnections bool
+	// QueueSize is how many requests may wait for a backend slot when
+	// every backend that could serve them is full (queue.go). Unlike the
+	// other fields, 0 means no queue: such a request is answered 503 with
+	// Retry-After at once.
+	QueueSize int
+	// QueueTimeout is the longest a request waits in the queue before it
+	// is answered 503 with Retry-After. Default 1 min.
+	QueueTimeout time.Duration
+	// OnQueue, if set, is called once for every request that found every
+	// candidate backend full, when its wait ends: err is nil when it got a
+	// slot, a *QueueError (queue full, timeout) or ErrClientGone.
+	OnQueue func(waited time.Duration, err error)
 }
 
 // Proxy forwards requests to a Pool. It is immutable and safe for
@@ -38,6 +54,7 @@ type Proxy struct {
 	pool      *Pool
 	opts      Options
 	exchanges sync.Pool
+	queue     queue
 }
 
 // New returns a Proxy over pool.
@@ -51,7 +68,11 @@ func New(pool *Pool, opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.QueueTimeout <= 0 {
+		opts.QueueTimeout = time.Minute
+	}
 	p := &Proxy{pool: pool, opts: opts}
+	p.queue.size, p.queue.timeout = opts.QueueSize, opts.QueueTimeout
 	p.exchanges.New = func() any { return &exchange{p: p} }
 	return p
 }

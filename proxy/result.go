@@ -33,6 +33,21 @@ type Result struct {
 	Err error
 
 	tail []byte
+	hash uint64 // keyHash of the model the request named; 0: none
+}
+
+// ObserveLoad feeds fleet scheduling with what the response said: load is
+// the model's load time it reported (Ollama's load_duration in its final
+// NDJSON line; 0 if none). It learns, for the model and the backend that
+// answered, the load time and the time of a request (Duration less load),
+// which weigh waiting for a busy backend that has the model loaded against
+// loading it on another. Call it from Finish for a complete successful
+// response; a Result of a request that named no model ignores it.
+func (r *Result) ObserveLoad(load time.Duration) {
+	if r.hash == 0 || r.Backend == nil || r.Err != nil {
+		return
+	}
+	r.Backend.observe(r.hash, load, r.Duration)
 }
 
 // Tail returns up to the last 2 KiB of a JSON, NDJSON or SSE response body

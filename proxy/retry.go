@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -34,18 +35,35 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 	pool := x.p.pool
 	pos := pool.next.Add(1) - 1
 	attempts := max(2, pool.Len())
+	busyLeft := pool.Len() + 1 // "server busy" answers retried or queued
 	staleRetried := false
 	var err error
 	x.pinBlobs(upReq)
-	for range attempts {
+	for attempt := 0; attempt < attempts; attempt++ {
+		reserved := false
 		b := x.takePin() // blob affinity (affinity.go), first attempt only
+		var v verdict
 		if b == nil {
-			b = x.route.next(pool)
+			b, v = x.route.next(pool, x.p.queue.depth.Load())
+		} else {
+			v = pickGo
 		}
-		if b == nil {
-			var at uint64
-			b, at = pool.pick(pos)
-			pos = at + 1
+		switch v {
+		case pickWait:
+			if b, err = x.wait(); err != nil {
+				return err
+			}
+			x.route.mark(pool.index(b))
+			reserved = true
+		case pickNone:
+			if x.p.opts.LeastConnections && !x.route.named {
+				b = pool.leastConnections(pos)
+				pos++
+			} else {
+				var at uint64
+				b, at = pool.pick(pos)
+				pos = at + 1
+			}
 		}
 		x.res.Backend = b
 		x.setURI(upReq, b)
@@ -55,16 +73,42 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			// on the closed connection: ask first, as Ollama's own
 			// client does.
 			if x.blobExists(upReq, b) {
+				if reserved {
+					x.p.release(b)
+				}
 				return errBlobExists
 			}
 		}
-		b.inFlight.Add(1)
+		if !reserved {
+			b.inFlight.Add(1)
+		}
+		if x.route.named {
+			x.route.sent = b.noteSent(x.route.hash, time.Now().UnixNano())
+		}
 		err = b.client.Do(upReq, upResp)
 		if err == nil {
+			if x.route.named && busyLeft > 0 && isServerBusy(upResp) {
+				// Ollama's own queue is full: never the client's answer
+				// while another backend, or a slot here, can take it.
+				busyLeft--
+				attempt--
+				x.backendFailed(b, errServerBusy)
+				b.markBusy(b.inFlight.Load())
+				x.route.sent.done()
+				x.route.sent = nil
+				b.inFlight.Add(-1) // not released to the queue: no slot freed
+				x.route.untry(pool.index(b))
+				stream := upResp.StreamBody
+				upResp.Reset()
+				upResp.StreamBody = stream
+				continue
+			}
 			x.counted = true
 			return nil
 		}
-		b.inFlight.Add(-1)
+		x.route.sent.done()
+		x.route.sent = nil
+		x.p.release(b)
 		if x.upload.err != nil {
 			// The client's body failed, not the backend.
 			return fmt.Errorf("%w: %w", ErrClientBody, x.upload.err)
@@ -95,8 +139,16 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		}
 		return err
 	}
+	if err == nil {
+		// Every attempt was answered "server busy".
+		return errServerBusy
+	}
 	return err
 }
+
+// errServerBusy: backends answered Ollama's "server busy" (503) and no
+// other could take the request.
+var errServerBusy error = &QueueError{Err: errors.New("proxy: the Ollama backend answered server busy"), RetryAfter: time.Second}
 
 // backendFailed logs and reports a failed attempt to reach backend b.
 func (x *exchange) backendFailed(b *Backend, err error) {

@@ -27,14 +27,17 @@ const modelCursors = 64
 // route is the model-aware part of one exchange's backend selection. The
 // zero value is off; its buffers are kept for the next exchange.
 type route struct {
-	name  []byte   // the model the body names, decoded
-	key   []byte   // its canonical form (appendModelKey), when on
-	on    bool     // the request is routed by model
-	took  bool     // turn is taken
-	turn  uint64   // the request's turn on its model's cursor
-	tried []uint64 // pool indexes tried for the model, one bit each
-	last  int      // pool index of the backend next returned last, or -1
-	again int      // pool index next may return once more, or -1
+	name  []byte     // the model the body names, decoded
+	key   []byte     // its canonical form (appendModelKey), when named
+	hash  uint64     // keyHash(key), when named
+	named bool       // the request names a model: fleet scheduling applies
+	on    bool       // named, and candidates are the backends with the model
+	sent  *sentModel // the model's entry on the backend last sent to
+	took  bool       // turn is taken
+	turn  uint64     // the request's turn on its model's cursor
+	tried []uint64   // pool indexes tried for the model, one bit each
+	last  int        // pool index of the backend next returned last, or -1
+	again int        // pool index next may return once more, or -1
 }
 
 // set turns model routing on for a request to p when it applies: a route
@@ -47,7 +50,7 @@ type route struct {
 // in Ollama. set does not allocate once its buffers have grown to the
 // model names seen.
 func (r *route) set(p *Pool, rt *ollamaapi.Route, body []byte) {
-	if !rt.ByModel || len(p.backends) < 2 || !p.knowsModels() {
+	if !rt.ByModel {
 		return
 	}
 	name, ok := jsonfield.AppendString(r.name[:0], body, rt.ModelField)
@@ -63,37 +66,63 @@ func (r *route) set(p *Pool, rt *ollamaapi.Route, body []byte) {
 		return
 	}
 	r.key = appendModelKey(r.key[:0], name)
-	r.on = true
+	r.hash = keyHash(r.key)
+	r.named = true
+	r.on = len(p.backends) >= 2 && p.knowsModels()
 }
 
-// next returns the backend to try next for the request's model: among the
-// backends that are available, known to have the model and not tried yet
-// by this request, the one whose turn it is. It returns nil when the
-// request is not routed by model or no such backend is left; the caller
-// then falls back to plain round-robin.
-func (r *route) next(p *Pool) *Backend {
-	if !r.on {
-		return nil
+// next returns the backend to try next for the request's model (see
+// schedule.go) and the verdict: pickGo with the backend, pickWait when
+// every candidate is full (the caller queues the request), pickNone when
+// the request names no model or no candidate is left (the caller falls
+// back to plain selection). queued is the length of p's queue.
+func (r *route) next(p *Pool, queued int64) (*Backend, verdict) {
+	if !r.named {
+		return nil, pickNone
 	}
-	if !r.took {
-		r.took = true
-		r.again = -1
-		r.turn = p.modelTurn(r.key)
-		words := (len(p.backends) + 63) / 64
-		if cap(r.tried) < words {
-			r.tried = make([]uint64, words)
-		}
-		r.tried = r.tried[:words]
-		clear(r.tried)
-	}
-	b, i := p.pickModel(r.key, r.turn, r.tried)
-	if b != nil {
+	r.begin(p)
+	b, i, v := r.schedule(p, queued)
+	if v == pickGo {
 		r.tried[i/64] |= 1 << (i % 64)
-	} else if i = r.again; i >= 0 && i < len(p.backends) {
-		b = p.backends[i]
+	} else if v == pickNone {
+		if i = r.again; i >= 0 && i < len(p.backends) {
+			b, v = p.backends[i], pickGo
+		}
 	}
 	r.last, r.again = i, -1
-	return b
+	return b, v
+}
+
+// begin takes the request's turn and clears its tried set, once.
+func (r *route) begin(p *Pool) {
+	if r.took {
+		return
+	}
+	r.took = true
+	r.again = -1
+	r.turn = p.modelTurn(r.key)
+	words := (len(p.backends) + 63) / 64
+	if cap(r.tried) < words {
+		r.tried = make([]uint64, words)
+	}
+	r.tried = r.tried[:words]
+	clear(r.tried)
+}
+
+// mark records that the request is sent to backend i, taken from the
+// queue.
+func (r *route) mark(i int) {
+	r.tried[i/64] |= 1 << (i % 64)
+	r.last, r.again = i, -1
+}
+
+// untry makes backend i a candidate again: it answered "server busy" and
+// is full now, so the scheduler waits for a slot there if no other
+// backend can take the request.
+func (r *route) untry(i int) {
+	if i >= 0 && r.took {
+		r.tried[i/64] &^= 1 << (i % 64)
+	}
 }
 
 // retryLast lets next return the backend it returned last once more, after
@@ -102,14 +131,15 @@ func (r *route) next(p *Pool) *Backend {
 // the model the same one is retried on a fresh connection rather than one
 // without the model.
 func (r *route) retryLast() {
-	if r.on && r.took {
+	if r.named && r.took {
 		r.again = r.last
 	}
 }
 
 // reset turns routing off, keeping the buffers.
 func (r *route) reset() {
-	r.on, r.took = false, false
+	r.named, r.on, r.took = false, false, false
+	r.sent = nil
 }
 
 // modelTurn takes the next turn on the cursor of the model key.
@@ -125,44 +155,4 @@ func (p *Pool) knowsModels() bool {
 		}
 	}
 	return false
-}
-
-// pickModel returns the backend whose turn it is among the candidates for
-// the model key (available, known to have it, not in tried), counted in
-// pool order, and its index; nil and -1 if there is none.
-func (p *Pool) pickModel(key []byte, turn uint64, tried []uint64) (*Backend, int) {
-	n := 0
-	for i, b := range p.backends {
-		if candidate(i, b, key, tried) {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, -1
-	}
-	k, last := turn%uint64(n), -1
-	for i, b := range p.backends {
-		if candidate(i, b, key, tried) {
-			if k == 0 {
-				return b, i
-			}
-			k--
-			last = i
-		}
-	}
-	// A backend went down between the two passes: take the last candidate.
-	if last >= 0 {
-		return p.backends[last], last
-	}
-	return nil, -1
-}
-
-// candidate reports whether backend b at index i may serve the model key:
-// available, not in tried, known to have it.
-func candidate(i int, b *Backend, key []byte, tried []uint64) bool {
-	if tried[i/64]&(1<<(i%64)) != 0 || !b.Available() {
-		return false
-	}
-	m := b.models.Load()
-	return m != nil && m.has(key)
 }

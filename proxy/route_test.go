@@ -38,7 +38,7 @@ var chatRoute = ollamaapi.Lookup([]byte("POST"), []byte("/api/chat"))
 func pickFor(p *Pool, r *route, model string) []*Backend {
 	r.set(p, chatRoute, []byte(`{"model":"`+model+`","messages":[]}`))
 	var tried []*Backend
-	for b := r.next(p); b != nil; b = r.next(p) {
+	for b, v := r.next(p, 0); v == pickGo; b, v = r.next(p, 0) {
 		tried = append(tried, b)
 	}
 	r.reset()
@@ -175,23 +175,23 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 	a.SetHealth(HealthUp)
 	for range 4 {
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-		first := r.next(p)
+		first, _ := r.next(p, 0)
 		r.retryLast()
-		if second := r.next(p); second == first || second != a && second != c {
+		if second, _ := r.next(p, 0); second == first || second != a && second != c {
 			t.Fatalf("after a stale connection to %s, retried %v; want the other holder", first.Name(), second)
 		}
 		r.reset()
 	}
 	a.SetHealth(HealthDown)
 	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-	if got := r.next(p); got != c {
+	if got, _ := r.next(p, 0); got != c {
 		t.Fatalf("first pick %v; want c", got)
 	}
 	r.retryLast()
-	if got := r.next(p); got != c {
+	if got, _ := r.next(p, 0); got != c {
 		t.Fatalf("pick after retryLast %v; want c again", got)
 	}
-	if got := r.next(p); got != nil {
+	if got, _ := r.next(p, 0); got != nil {
 		t.Fatalf("third pick %v; want nil", got.Name())
 	}
 	r.reset()
@@ -211,12 +211,13 @@ func TestRouteNoAllocs(t *testing.T) {
 	var r route
 	allocs := testing.AllocsPerRun(1000, func() {
 		r.set(p, chatRoute, body)
-		first, second := r.next(p), r.next(p) // two attempts: a retry
+		first, _ := r.next(p, 0)
+		second, _ := r.next(p, 0) // two attempts: a retry
 		if first == nil || second == nil {
 			t.Fatal("no backend for the model")
 		}
 		r.retryLast()
-		r.next(p)
+		r.next(p, 0)
 		r.reset()
 	})
 	if allocs != 0 {

@@ -1,0 +1,307 @@
+package proxy
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The queue: a request whose every candidate backend is full (schedule.go)
+// waits here, up to Options.QueueSize requests over the whole pool, for
+// at most Options.QueueTimeout. A slot that frees (a request ends, on
+// release) is handed at once to a waiting request that may use that
+// backend, its in-flight count passing from one to the other, so no new
+// arrival can take it first. Waiting requests are grouped by client
+// (Queuer: the API key), and the groups take turns: a client's batch of
+// 500 requests does not make another client's single request wait behind
+// it; within a group, first come first served.
+//
+// fasthttp gives no signal when a client leaves (NOTES.md), so a waiting
+// request peeks at its client's connection every clientPollInterval
+// without reading (a non-blocking MSG_PEEK, as the pooled-connection check
+// does, peek_unix.go): an end of file or a socket error means the client
+// is gone, and the request leaves the queue. Bytes waiting (a pipelined
+// request) are not a departure. Where no peek is possible (other systems,
+// a connection that is not a socket) a departed client is seen at the
+// end of its wait only.
+//
+// The queue is locked only by requests that wait and by releases while
+// some request waits (one atomic load otherwise).
+
+// clientPollInterval is how often a waiting request checks its client.
+const clientPollInterval = 20 * time.Millisecond
+
+// Queue errors, answered 503 with Retry-After (QueueError).
+var (
+	// ErrQueueFull: every candidate backend is full and the queue holds
+	// Options.QueueSize requests already (or is off).
+	ErrQueueFull = errors.New("proxy: every backend is at capacity and the queue is full")
+	// ErrQueueTimeout: the request waited Options.QueueTimeout without a
+	// slot freeing.
+	ErrQueueTimeout = errors.New("proxy: no backend slot freed within the queue timeout")
+	// ErrClientGone: the client closed its connection while queued.
+	ErrClientGone = errors.New("proxy: client left while queued")
+)
+
+// QueueError is a request refused by the queue; it chooses the 503 and
+// carries the Retry-After.
+type QueueError struct {
+	Err        error // ErrQueueFull or ErrQueueTimeout
+	RetryAfter time.Duration
+}
+
+func (e *QueueError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *QueueError) Unwrap() error { return e.Err }
+
+// HTTPStatus returns 503 and a message for the client. It makes
+// QueueError a StatusError.
+func (e *QueueError) HTTPStatus() (int, string) {
+	if errors.Is(e.Err, ErrQueueTimeout) {
+		return fasthttp.StatusServiceUnavailable, "server busy: no Ollama backend had a free slot in time, please try again"
+	}
+	return fasthttp.StatusServiceUnavailable, "server busy: every Ollama backend is at capacity and the queue is full, please try again"
+}
+
+// retryAfter returns the Retry-After value in whole seconds, at least 1.
+func (e *QueueError) retryAfter() string {
+	return strconv.Itoa(max(1, int((e.RetryAfter+time.Second-1)/time.Second)))
+}
+
+// Queuer may be implemented by the Finisher given to Proxy.Handle to name
+// the client a queued request belongs to, for fairness: requests of one
+// QueueKey wait behind each other, and keys take turns. The default key
+// is "" (one group).
+type Queuer interface {
+	QueueKey() string
+}
+
+// waiter is one queued request. It lives in its exchange (no allocation
+// but its channel, made once per pooled exchange).
+type waiter struct {
+	x     *exchange
+	key   string
+	ready chan int // the pool index handed over
+	idx   int      // handed index, -1 until then (under queue.mu)
+}
+
+// group is the FIFO of one key's waiters.
+type group struct {
+	key     string
+	waiters []*waiter
+}
+
+// queue is the fair queue of a Proxy.
+type queue struct {
+	size    int
+	timeout time.Duration
+	depth   atomic.Int64 // waiters, read without the lock
+
+	mu     sync.Mutex
+	groups []*group // keys with waiters, in turn order
+	turn   int      // index in groups of the next key to serve
+	byKey  map[string]*group
+	spare  []*group // emptied groups, for reuse
+}
+
+// add queues w, or reports false when the queue is full.
+func (q *queue) add(w *waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if int(q.depth.Load()) >= q.size {
+		return false
+	}
+	g := q.byKey[w.key]
+	if g == nil {
+		if n := len(q.spare); n > 0 {
+			g, q.spare = q.spare[n-1], q.spare[:n-1]
+		} else {
+			g = new(group)
+		}
+		g.key = w.key
+		if q.byKey == nil {
+			q.byKey = make(map[string]*group)
+		}
+		q.byKey[w.key] = g
+		q.groups = append(q.groups, g)
+	}
+	w.idx = -1
+	g.waiters = append(g.waiters, w)
+	q.depth.Add(1)
+	return true
+}
+
+// remove takes w out of the queue if it is still there and reports
+// whether it was; q.mu must be held.
+func (q *queue) removeLocked(w *waiter) bool {
+	g := q.byKey[w.key]
+	if g == nil {
+		return false
+	}
+	for i, o := range g.waiters {
+		if o == w {
+			q.dropLocked(g, i)
+			return true
+		}
+	}
+	return false
+}
+
+// dropLocked removes the waiter at i from g, and g from the turn order
+// when it is empty.
+func (q *queue) dropLocked(g *group, i int) {
+	copy(g.waiters[i:], g.waiters[i+1:])
+	g.waiters[len(g.waiters)-1] = nil
+	g.waiters = g.waiters[:len(g.waiters)-1]
+	q.depth.Add(-1)
+	if len(g.waiters) > 0 {
+		return
+	}
+	delete(q.byKey, g.key)
+	for k, o := range q.groups {
+		if o == g {
+			q.groups = append(q.groups[:k], q.groups[k+1:]...)
+			if q.turn > k {
+				q.turn--
+			}
+			break
+		}
+	}
+	if q.turn >= len(q.groups) {
+		q.turn = 0
+	}
+	q.spare = append(q.spare, g)
+}
+
+// handOff gives the slot of backend i of p to the next waiter, in turn
+// order over keys, that may use it, and reports whether one took it (its
+// in-flight count then stays with the backend).
+func (q *queue) handOff(p *Pool, i int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.groups)
+	for k := range n {
+		gi := (q.turn + k) % n
+		g := q.groups[gi]
+		for wi, w := range g.waiters {
+			if !w.x.route.eligibleSlot(p, i) {
+				continue
+			}
+			w.idx = i
+			// The next turn goes to the key after this one.
+			q.turn = gi + 1
+			q.dropLocked(g, wi)
+			w.ready <- i
+			return true
+		}
+	}
+	return false
+}
+
+// wait queues x until a backend slot is handed to it and returns that
+// backend, its in-flight count already taken; or a *QueueError, or
+// ErrClientGone.
+func (x *exchange) wait() (*Backend, error) {
+	q := &x.p.queue
+	start := time.Now()
+	if q.size <= 0 {
+		x.queued(0, ErrQueueFull)
+		return nil, &QueueError{Err: ErrQueueFull, RetryAfter: time.Second}
+	}
+	w := &x.waiter
+	if w.ready == nil {
+		w.ready = make(chan int, 1)
+	}
+	w.x = x
+	w.key = ""
+	if k, ok := x.fin.(Queuer); ok {
+		w.key = k.QueueKey()
+	}
+	if !q.add(w) {
+		x.queued(0, ErrQueueFull)
+		return nil, &QueueError{Err: ErrQueueFull, RetryAfter: time.Second}
+	}
+	timer := time.NewTimer(q.timeout)
+	defer timer.Stop()
+	poll := time.NewTicker(clientPollInterval)
+	defer poll.Stop()
+	var pk peeker
+	if c := x.ctx.Conn(); c != nil {
+		pk.init(c)
+	}
+	var err error
+	for err == nil {
+		select {
+		case i := <-w.ready:
+			x.queued(time.Since(start), nil)
+			return x.p.pool.backends[i], nil
+		case <-timer.C:
+			err = &QueueError{Err: ErrQueueTimeout, RetryAfter: q.timeout / 4}
+		case <-poll.C:
+			if pk.gone() {
+				err = ErrClientGone
+			}
+		}
+	}
+	q.mu.Lock()
+	removed := q.removeLocked(w)
+	q.mu.Unlock()
+	if !removed {
+		// Handed a slot as the wait ended: take it after all.
+		i := <-w.ready
+		x.queued(time.Since(start), nil)
+		return x.p.pool.backends[i], nil
+	}
+	x.queued(time.Since(start), err)
+	return nil, err
+}
+
+// queued reports the end of a request's wait to Options.OnQueue.
+func (x *exchange) queued(d time.Duration, err error) {
+	if f := x.p.opts.OnQueue; f != nil {
+		f(d, err)
+	}
+}
+
+// gone reports whether the connection's peer closed it (or it failed):
+// an end of file or an error waits to be read.
+func (p *peeker) gone() bool {
+	if !p.have {
+		return false
+	}
+	if err := p.rc.Read(p.fn); err != nil {
+		return true
+	}
+	return p.n == 0
+}
+
+// release ends one request in flight on backend b of p: its slot goes to
+// a waiting request that may use it, else it frees.
+func (p *Proxy) release(b *Backend) {
+	if p.queue.depth.Load() > 0 {
+		if i := p.pool.index(b); i >= 0 && p.queue.handOff(p.pool, i) {
+			return
+		}
+	}
+	if b.inFlight.Add(-1) <= 0 {
+		b.busy.Store(0)
+	}
+}
+
+// QueueLen returns how many requests wait in the queue.
+func (p *Proxy) QueueLen() int { return int(p.queue.depth.Load()) }
+
+// index returns the position of b in p, or -1.
+func (p *Pool) index(b *Backend) int {
+	for i, o := range p.backends {
+		if o == b {
+			return i
+		}
+	}
+	return -1
+}
