@@ -59,6 +59,9 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 		}
 		backends = append(backends, b)
 	}
+	for i, b := range backends {
+		b.SetMaxConcurrent(cfg.MaxConcurrent(i))
+	}
 	pool, err := proxy.NewPool(backends)
 	if err != nil {
 		return nil, fmt.Errorf("ollamaAddresses: %w", err)
@@ -82,6 +85,10 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 			Logger:              g.log,
 			OnBackendError:      g.backendError,
 			Affinity:            g.affinity,
+			LeastConnections:    cfg.LoadBalancer.Strategy == config.StrategyLeastConnections,
+			QueueSize:           cfg.LoadBalancer.QueueSize,
+			QueueTimeout:        cfg.LoadBalancer.QueueTimeout(),
+			OnQueue:             g.queued,
 		}),
 	}, nil
 }
@@ -229,7 +236,35 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 				}
 			}
 		},
+		QueueDepth: func() int { return g.Snapshot().Proxy.QueueLen() },
+		BackendCapacity: func(yield func(string, int, int)) {
+			for _, b := range g.Snapshot().Proxy.Pool().Backends() {
+				loaded := -1
+				if l := b.Loaded(); l != nil {
+					loaded = l.Len()
+				}
+				yield(b.Name(), b.MaxConcurrent(), loaded)
+			}
+		},
 	})
+}
+
+// queued counts the end of a request's wait for a backend slot.
+func (g *Gateway) queued(d time.Duration, err error) {
+	m := g.metrics.Load()
+	if m == nil {
+		return
+	}
+	o := telemetry.QueueDispatched
+	switch {
+	case errors.Is(err, proxy.ErrQueueFull):
+		o = telemetry.QueueFull
+	case errors.Is(err, proxy.ErrQueueTimeout):
+		o = telemetry.QueueTimeout
+	case errors.Is(err, proxy.ErrClientGone):
+		o = telemetry.QueueClientGone
+	}
+	m.Queued(d, o)
 }
 
 // backendError counts a failed attempt to reach a backend.
@@ -408,3 +443,9 @@ func (g *Gateway) serveBadRequest(ctx *fasthttp.RequestCtx, err error) {
 	proxy.WriteError(ctx, status, msg)
 	ctx.SetConnectionClose()
 }
+
+// The health checker keeps a backend's model list and loaded models on it.
+var (
+	_ health.ModelTarget  = (*proxy.Backend)(nil)
+	_ health.LoadedTarget = (*proxy.Backend)(nil)
+)

@@ -214,8 +214,10 @@ func (g *Gateway) startHealth(st *Snapshot) {
 		FailThreshold: lb.FailThreshold,
 		RiseThreshold: lb.RiseThreshold,
 		Logger:        g.log,
-		// Model lists serve model-aware routing, which needs a choice.
+		// Model lists and loaded models serve model-aware routing and
+		// fleet scheduling, which need a choice.
 		Models: len(backends) > 1,
+		Loaded: len(backends) > 1,
 	})
 	g.checker.Store(c)
 	ctx, stop := context.WithCancel(g.ctx)

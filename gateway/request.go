@@ -42,8 +42,21 @@ type request struct {
 
 var requests = sync.Pool{New: func() any { return new(request) }}
 
-// The proxy finds the hook by a type assertion: keep it checked.
-var _ proxy.ResponseModifier = (*request)(nil)
+// The proxy finds the hooks by a type assertion: keep them checked.
+var (
+	_ proxy.ResponseModifier = (*request)(nil)
+	_ proxy.Queuer           = (*request)(nil)
+)
+
+// QueueKey names the client for the fairness of the scheduling queue: the
+// API key's public id, "" for requests without a key. It implements
+// proxy.Queuer.
+func (r *request) QueueKey() string {
+	if r.key == nil {
+		return ""
+	}
+	return r.key.Name
+}
 
 func (g *Gateway) newRequest(ctx *fasthttp.RequestCtx, st *Snapshot) *request {
 	r := requests.Get().(*request)
@@ -65,6 +78,8 @@ func (r *request) Finish(res *proxy.Result) {
 	var u telemetry.Usage
 	if res.Status == fasthttp.StatusOK && res.Backend != nil {
 		u = telemetry.UsageOf(r.route.Usage, res.Tail())
+		// Fleet scheduling learns the model's load and request times.
+		res.ObserveLoad(time.Duration(u.LoadNanos))
 	}
 	if r.key != nil {
 		g.usage.Charge(r.key.ID, r.key.TokenWindow, int64(u.Prompt), int64(u.Completion), time.Now())
