@@ -96,14 +96,15 @@ type Backend struct {
 	// Live state, one atomic each, and lock-free tables of them: fleet
 	// scheduling reads it all without a lock (inventory.go, capacity.go,
 	// timings.go).
-	state    atomic.Int32                 // a State: health, set by the checker
-	inFlight atomic.Int64                 // requests until their last byte
-	models   atomic.Pointer[Models]       // the models it has (/api/tags); nil: unknown
-	loaded   atomic.Pointer[LoadedModels] // the models in memory (/api/ps); nil: unknown
-	sent     [sentSlots]sentModel         // models sent a request since the last /api/ps
-	maxConc  atomic.Int64                 // cap on requests in flight; 0: none
-	busy     atomic.Int64                 // in-flight count at its last "server busy"; 0: none
-	timings  [timingSlots]modelTimings    // learned load and generation times per model
+	state     atomic.Int32                 // a State: health, set by the checker
+	inFlight  atomic.Int64                 // requests until their last byte
+	models    atomic.Pointer[Models]       // the models it has (/api/tags); nil: unknown
+	loaded    atomic.Pointer[LoadedModels] // the models in memory (/api/ps); nil: unknown
+	sent      [sentSlots]sentModel         // models sent a request since the last /api/ps
+	maxConc   atomic.Int64                 // cap on requests in flight; 0: none
+	busy      atomic.Int64                 // 1 + in-flight level of its last "server busy"; 0: none
+	busyUntil atomic.Int64                 // unix nanoseconds the busy level lasts until
+	timings   [timingSlots]modelTimings    // learned load and generation times per model
 }
 
 // NewBackend parses rawURL (http or https, optional path prefix) and builds

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -10,8 +11,8 @@ import (
 // gateway has in flight on it (SetMaxConcurrent, from the config's
 // ollamaAddresses[i].maxConcurrent). And a backend that answered Ollama's
 // "server busy" (503 before any byte: its own queue is full) counts as
-// full at the number of requests it had in flight then, until one of them
-// ends. A full backend gets no new request while another can take it;
+// full at the number of requests the gateway had in flight there besides
+// the refused one, until one of them ends or busyHold passes. A full backend gets no new request while another can take it;
 // when none can, the request waits in the pool's queue (queue.go).
 
 // SetMaxConcurrent sets the cap on requests in flight; n <= 0 removes it.
@@ -33,8 +34,13 @@ func (b *Backend) full() bool {
 		return true
 	}
 	busy := b.busy.Load()
-	return busy > 0 && n >= busy
+	return busy > 0 && n >= busy-1 && time.Now().UnixNano() < b.busyUntil.Load()
 }
+
+// busyHold is how long a "server busy" answer makes a backend full when
+// no request of the gateway's ends there first (the backend's queue may
+// be full of other clients' requests).
+const busyHold = time.Second
 
 // slots returns how many requests b serves at once, for the expected
 // wait: its cap, else the level at which it was last busy, else 1
@@ -43,16 +49,18 @@ func (b *Backend) slots() int64 {
 	if c := b.maxConc.Load(); c > 0 {
 		return c
 	}
-	if busy := b.busy.Load(); busy > 0 {
-		return busy
+	if busy := b.busy.Load(); busy > 1 {
+		return busy - 1
 	}
 	return 1
 }
 
 // markBusy records that b answered "server busy" with inFlight requests in
-// flight (the refused one included).
+// flight (the refused one included): b is full at inFlight-1 (stored plus
+// one, 0 meaning not busy) for busyHold.
 func (b *Backend) markBusy(inFlight int64) {
-	b.busy.Store(max(inFlight-1, 1))
+	b.busyUntil.Store(time.Now().Add(busyHold).UnixNano())
+	b.busy.Store(max(inFlight, 1))
 }
 
 // isServerBusy reports whether resp is Ollama's answer to a request its

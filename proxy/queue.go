@@ -284,11 +284,16 @@ func (p *peeker) gone() bool {
 // a waiting request that may use it, else it frees.
 func (p *Proxy) release(b *Backend) {
 	if p.queue.depth.Load() > 0 {
+		if b.busy.Load() != 0 {
+			b.busy.Store(0)
+		}
 		if i := p.pool.index(b); i >= 0 && p.queue.handOff(p.pool, i) {
 			return
 		}
 	}
-	if b.inFlight.Add(-1) <= 0 {
+	b.inFlight.Add(-1)
+	// A request ended there: the backend has room again.
+	if b.busy.Load() != 0 {
 		b.busy.Store(0)
 	}
 }

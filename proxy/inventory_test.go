@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+func TestSetLoaded(t *testing.T) {
+	b := newTestPool(t, 1).Backends()[0]
+	if b.Loaded() != nil || b.IsLoaded("llama3.2") {
+		t.Fatal("a new backend has loaded models")
+	}
+	entries := []json.RawMessage{
+		json.RawMessage(`{"name":"llama3.2:latest","model":"llama3.2:latest","size":1,"size_vram":2048,"expires_at":"2026-12-01T10:05:00Z","details":{"family":"llama"}}`),
+		json.RawMessage(`{"model":"hf.co/x/y:Q4"}`),
+		json.RawMessage(`"not an object"`),
+		json.RawMessage(`{"name":""}`),
+	}
+	t0 := time.Now()
+	b.SetLoaded(entries, t0)
+	l := b.Loaded()
+	if l.Len() != 2 || !l.Has("library/llama3.2") || !l.Has("HF.co/x/y:q4") || l.Has("qwen") {
+		t.Fatalf("Loaded: %+v; want llama3.2 and hf.co/x/y:q4", l.Entries())
+	}
+	e := l.Entries()[0]
+	if e.Key != "llama3.2:latest" || e.SizeVRAM != 2048 || !e.ExpiresAt.Equal(time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)) {
+		t.Errorf("entry: %+v", e)
+	}
+	if string(e.Raw) != string(entries[0]) {
+		t.Errorf("Raw = %s; want the entry as sent", e.Raw)
+	}
+	if !l.FetchedAt().Equal(time.Unix(0, t0.UnixNano())) {
+		t.Errorf("FetchedAt = %v; want %v", l.FetchedAt(), t0)
+	}
+	b.ForgetLoaded()
+	if b.Loaded() != nil {
+		t.Error("ForgetLoaded kept the list")
+	}
+}
+
+// TestSentCountsAsLoaded: a model the gateway just sent a request for is
+// loaded (or loading) there until an /api/ps fetched later says
+// otherwise, and while a request for it is in flight.
+func TestSentCountsAsLoaded(t *testing.T) {
+	b := newTestPool(t, 1).Backends()[0]
+	key := appendModelKey(nil, []byte("qwen2.5"))
+	h := keyHash(key)
+	b.SetLoaded(nil, time.Now().Add(-time.Second))
+	s := b.noteSent(h, time.Now().UnixNano())
+	if !b.IsLoaded("qwen2.5") {
+		t.Fatal("a model just sent is not counted as loaded")
+	}
+	// A later /api/ps without it, the request still in flight: loading.
+	b.SetLoaded(nil, time.Now().Add(time.Second))
+	if !b.IsLoaded("qwen2.5") {
+		t.Error("a model with a request in flight is not counted as loaded")
+	}
+	s.done()
+	if b.IsLoaded("qwen2.5") {
+		t.Error("a model sent before the last /api/ps, which lacks it, still counts as loaded")
+	}
+	if n := b.modelInFlight(h); n != 0 {
+		t.Errorf("modelInFlight = %d; want 0", n)
+	}
+}
+
+func TestLearnedTimes(t *testing.T) {
+	b := newTestPool(t, 1).Backends()[0]
+	h := keyHash([]byte("llama3.2:latest"))
+	if b.loadTime(h) != DefaultLoadTime || b.generationTime(h) != DefaultGenerationTime {
+		t.Fatal("defaults not applied to an unseen model")
+	}
+	b.observe(h, 4*time.Second, 6*time.Second)
+	if got := b.loadTime(h); got != 4*time.Second {
+		t.Errorf("loadTime = %v; want 4s", got)
+	}
+	if got := b.generationTime(h); got != 2*time.Second {
+		t.Errorf("generationTime = %v; want 2s", got)
+	}
+	b.observe(h, time.Millisecond, 2*time.Second) // warm: no load counted
+	if got := b.loadTime(h); got != 4*time.Second {
+		t.Errorf("loadTime after a warm answer = %v; want 4s", got)
+	}
+}

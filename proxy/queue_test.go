@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"testing"
+	"time"
+)
+
+// queuedExchange returns an exchange of proxy p waiting for llama3.2 from
+// key, added to p's queue.
+func queuedExchange(t *testing.T, p *Proxy, key string) *exchange {
+	t.Helper()
+	x := &exchange{p: p}
+	x.route.set(p.pool, chatRoute, []byte(`{"model":"llama3.2"}`))
+	x.route.begin(p.pool)
+	x.waiter = waiter{x: x, key: key, ready: make(chan int, 1)}
+	if !p.queue.add(&x.waiter) {
+		t.Fatalf("queue refused a request of %q", key)
+	}
+	return x
+}
+
+// TestQueueFairAcrossKeys: key a queues three requests, then b one; slots
+// freeing one at a time go a, b, a, a: b's single request does not wait
+// behind a's batch.
+func TestQueueFairAcrossKeys(t *testing.T) {
+	p := New(modelPool(t, "llama3.2"), Options{QueueSize: 10})
+	var order []string
+	waiting := map[*exchange]string{}
+	for i, k := range []string{"a", "a", "a", "b"} {
+		x := queuedExchange(t, p, k)
+		waiting[x] = k + string(rune('1'+i))
+	}
+	for range 4 {
+		if !p.queue.handOff(p.pool, 0) {
+			t.Fatal("a freed slot was not handed to a waiting request")
+		}
+		for x, name := range waiting {
+			select {
+			case <-x.waiter.ready:
+				order = append(order, name[:1])
+				delete(waiting, x)
+			default:
+			}
+		}
+	}
+	if got, want := order, []string{"a", "b", "a", "a"}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Errorf("dispatch order %v; want %v", got, want)
+	}
+	if n := p.QueueLen(); n != 0 {
+		t.Errorf("QueueLen() = %d after every dispatch; want 0", n)
+	}
+	if p.queue.handOff(p.pool, 0) {
+		t.Error("an empty queue took a slot")
+	}
+}
+
+// TestQueueBounded: the queue refuses past QueueSize, and a waiter that
+// leaves frees its place.
+func TestQueueBounded(t *testing.T) {
+	p := New(modelPool(t, "llama3.2"), Options{QueueSize: 2})
+	x := queuedExchange(t, p, "a")
+	queuedExchange(t, p, "b")
+	if p.queue.add(&waiter{key: "c", ready: make(chan int, 1)}) {
+		t.Fatal("a full queue took a third request")
+	}
+	p.queue.mu.Lock()
+	removed := p.queue.removeLocked(&x.waiter)
+	p.queue.mu.Unlock()
+	if !removed || p.QueueLen() != 1 {
+		t.Fatalf("remove: %v, QueueLen %d; want true, 1", removed, p.QueueLen())
+	}
+	if !p.queue.add(&waiter{key: "c", ready: make(chan int, 1)}) {
+		t.Error("a freed place was not taken")
+	}
+}
+
+// TestQueueErrorRetryAfter: Retry-After is whole seconds, at least 1.
+func TestQueueErrorRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "1"}, {300 * time.Millisecond, "1"}, {15 * time.Second, "15"}, {15500 * time.Millisecond, "16"}} {
+		if got := (&QueueError{Err: ErrQueueTimeout, RetryAfter: tt.d}).retryAfter(); got != tt.want {
+			t.Errorf("RetryAfter %v: %q; want %q", tt.d, got, tt.want)
+		}
+	}
+}
