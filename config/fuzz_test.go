@@ -28,6 +28,11 @@ func FuzzParse(f *testing.F) {
 			`"keyPrefix":"","failMode":"closed","timeoutMilliseconds":60001,"leaseMilliseconds":null}}`,
 		`{"ollamaAddresses":["http://x"],"redis":null}`,
 		``,
+		// ollamaAddresses objects, mixed with strings.
+		`{"ollamaAddresses":["http://a",{"url":"http://b","maxConcurrent":4},{"URL":7,"maxConcurrent":1e400},{},null,[1]],` +
+			`"loadBalancer":{"strategy":"least-connections","queueSize":-1,"queueTimeoutSeconds":9223372036854775807}}`,
+		`{"ollamaAddresses":{"url":"http://a"}}`,
+		`{"ollamaAddresses":[{"url":"http://a","maxConcurrent":9223372036854775808}]}`,
 		// Extreme numbers for every field that becomes a duration.
 		`{"ollamaAddresses":["http://x"],"rateLimit":{"enabled":true,"maxRequests":1,"timeWindowSeconds":9223372037}}`,
 		`{"ollamaAddresses":["http://x"],"apiKeys":["k"],"rateLimit":{"enabled":true,"maxRequests":9223372036854775807,` +

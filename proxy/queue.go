@@ -62,8 +62,12 @@ func (e *QueueError) Unwrap() error { return e.Err }
 // HTTPStatus returns 503 and a message for the client. It makes
 // QueueError a StatusError.
 func (e *QueueError) HTTPStatus() (int, string) {
-	if errors.Is(e.Err, ErrQueueTimeout) {
+	switch {
+	case errors.Is(e.Err, ErrQueueTimeout):
 		return fasthttp.StatusServiceUnavailable, "server busy: no Ollama backend had a free slot in time, please try again"
+	case errors.Is(e.Err, errBusyAnswer):
+		// What Ollama itself says: its clients know it.
+		return fasthttp.StatusServiceUnavailable, "server busy, please try again.  maximum pending requests exceeded"
 	}
 	return fasthttp.StatusServiceUnavailable, "server busy: every Ollama backend is at capacity and the queue is full, please try again"
 }

@@ -148,7 +148,10 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 
 // errServerBusy: backends answered Ollama's "server busy" (503) and no
 // other could take the request.
-var errServerBusy error = &QueueError{Err: errors.New("proxy: the Ollama backend answered server busy"), RetryAfter: time.Second}
+var errServerBusy error = &QueueError{Err: errBusyAnswer, RetryAfter: time.Second}
+
+// errBusyAnswer is the cause of errServerBusy: FailureKind "busy".
+var errBusyAnswer = errors.New("proxy: the Ollama backend answered server busy")
 
 // backendFailed logs and reports a failed attempt to reach backend b.
 func (x *exchange) backendFailed(b *Backend, err error) {
@@ -195,7 +198,7 @@ const (
 var errBadStatus = errors.New("proxy: backend answered with an invalid status")
 
 // FailureKind names the kind of a backend error for metrics: "connect",
-// "busy", "closed" (a connection closed before any response byte, or a
+// "busy" (no free connection, or Ollama's 503 server busy), "closed" (a connection closed before any response byte, or a
 // pooled one unsafe to reuse), "timeout" or "other".
 func FailureKind(err error) string {
 	switch classify(err) {
@@ -216,7 +219,7 @@ func classify(err error) failure {
 	switch {
 	case isDialError(err), errors.Is(err, syscall.ECONNREFUSED):
 		return failDial
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, errBusyAnswer):
 		return failBusy
 	case errors.Is(err, errUnsafeConn):
 		return failUnsafe
