@@ -18,6 +18,7 @@ type Pool struct {
 
 	seed    maphash.Seed // hashes a model to its cursor
 	cursors [modelCursors]cursor
+	claims  [loadClaims]loadClaim // which backend loads a cold model (schedule.go)
 }
 
 // cursor is a round-robin counter alone on its cache line, so that requests

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -116,6 +117,11 @@ func TestRouteTakesTurnsOverHolders(t *testing.T) {
 	// alternately: each takes its own turns.
 	other := otherCursorModel(t, p, "llama3.2:latest")
 	p.Backends()[1].SetModels([]string{"qwen2.5", other})
+	// Loaded on every holder: equal candidates, which take turns (a model
+	// loaded nowhere sticks to the backend that claimed its load).
+	for _, h := range []*Backend{a, b, c, d} {
+		h.SetLoaded([]json.RawMessage{json.RawMessage(`{"name":"llama3.2:latest"}`), json.RawMessage(`{"name":"` + other + `"}`)}, time.Now())
+	}
 	counts := map[*Backend]int{}
 	var r route
 	for range 300 {

@@ -1,6 +1,9 @@
 package proxy
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Fleet scheduling: which backend a request that names a model goes to
 // (route.go finds the model). Among the available backends that have the
@@ -88,11 +91,68 @@ func (r *route) scan(p *Pool, queued int64, byModel bool) (*Backend, int, verdic
 		}
 		return nil, -1, pickWait
 	case cold >= 0:
+		cold = p.claimLoad(r, cold, byModel)
 		return p.backends[cold], cold, pickGo
 	case any:
 		return nil, -1, pickWait
 	}
 	return nil, -1, pickNone
+}
+
+// loadClaims is the number of per-pool slots of claimLoad, indexed by a
+// model's hash.
+const loadClaims = 64
+
+// loadClaimTTL is how long a claim to load a model on a backend steers
+// concurrent requests for it there: it covers the instant between the
+// choice and the request's note in the backend's sent table, which then
+// takes over.
+const loadClaimTTL = time.Second
+
+// loadClaim is one slot: the model's hash with its low byte replaced by
+// the backend's pool index + 1, and when it was claimed.
+type loadClaim struct {
+	word atomic.Uint64
+	at   atomic.Int64
+	_    [48]byte
+}
+
+// claimLoad makes concurrent requests for a model loaded nowhere agree on
+// one backend to load it on: the first to claim the model's slot wins,
+// and the others go to its backend while it has a free slot. It returns
+// the backend index to use, cold when it won or no claim applies. Pools
+// of more than 254 backends skip the claim. Lock-free: one CAS.
+func (p *Pool) claimLoad(r *route, cold int, byModel bool) int {
+	if len(p.backends) > 254 {
+		return cold
+	}
+	c := &p.claims[r.hash%loadClaims]
+	tag := r.hash &^ 0xFF
+	winner := func(w uint64) int {
+		j := int(w&0xFF) - 1
+		if w&^0xFF != tag || j < 0 || j >= len(p.backends) || j == cold {
+			return -1
+		}
+		if b := p.backends[j]; r.candidate(b, j, byModel) && !b.full() {
+			return j
+		}
+		return -1
+	}
+	now := time.Now().UnixNano()
+	old := c.word.Load()
+	if now-c.at.Load() < int64(loadClaimTTL) {
+		if j := winner(old); j >= 0 {
+			return j
+		}
+	}
+	if c.word.CompareAndSwap(old, tag|uint64(cold+1)) {
+		c.at.Store(now)
+		return cold
+	}
+	if j := winner(c.word.Load()); j >= 0 {
+		return j
+	}
+	return cold
 }
 
 // candidate reports whether backend i may serve the request: available,

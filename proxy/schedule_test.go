@@ -63,3 +63,26 @@ func TestScheduleColdPrefersFewerLoaded(t *testing.T) {
 		t.Errorf("every backend full: verdict %d; want pickWait", v)
 	}
 }
+
+// TestScheduleColdClaim: requests for a model loaded nowhere that are
+// chosen before any of them is sent (a burst) agree on one backend.
+func TestScheduleColdClaim(t *testing.T) {
+	p := modelPool(t, "llama3.2", "llama3.2", "llama3.2")
+	for _, b := range p.Backends() {
+		b.SetLoaded(nil, time.Now())
+	}
+	var first *Backend
+	for i := range 6 {
+		var r route
+		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+		b, v := r.next(p, 0)
+		if v != pickGo {
+			t.Fatalf("#%d: verdict %d; want pickGo", i, v)
+		}
+		if first == nil {
+			first = b
+		} else if b != first {
+			t.Fatalf("#%d went to %s, #0 to %s; want one backend for the burst", i, b.Name(), first.Name())
+		}
+	}
+}
