@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -199,5 +198,5 @@ func waitReady(b *testing.B, addr string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	b.Fatal(fmt.Sprintf("gateway at %s not ready", addr))
+	b.Fatalf("gateway at %s not ready", addr)
 }
