@@ -164,7 +164,7 @@ func BenchmarkFleet(b *testing.B) {
 		for range b.N {
 			addrs, scheds := startFleet(b)
 			cfg := benchConfig(addrs...)
-			cfg.APIKeys = keys
+			cfg.APIKeys = config.Keys(keys...)
 			cfg.AddressOptions = make([]config.AddressOptions, len(addrs))
 			for i := range addrs {
 				cfg.AddressOptions[i].MaxConcurrent = 4
