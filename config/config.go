@@ -110,6 +110,8 @@ type Config struct {
 	Metrics Metrics `json:"metrics"`
 	// Proxy holds the gateway's own tuning: limits and timeouts.
 	Proxy Proxy `json:"proxy"`
+	// Console configures the operator console. Optional; off by default.
+	Console Console `json:"console"`
 	// Redis, when set, shares the rate limits and concurrency caps of
 	// several gateway replicas through one Redis server. Optional; nil
 	// (absent) keeps every limit in this process.
@@ -379,6 +381,7 @@ func Default() Config {
 			Endpoint:  defaultMetricsEndpoint,
 			Namespace: defaultMetricsNamespace,
 		},
+		Console: Console{Path: defaultConsolePath, SessionMinutes: defaultConsoleSessionMinutes},
 		Proxy: Proxy{
 			MaxRequestBodyBytes:      defaultMaxRequestBodyBytes,
 			MaxConnsPerBackend:       defaultMaxConnsPerBackend,

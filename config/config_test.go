@@ -95,6 +95,7 @@ func TestParseDefaults(t *testing.T) {
 
 			MinRequestBodyBytesPerSecond: 8192,
 		},
+		Console: Console{Path: "/ui", SessionMinutes: 480},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("Parse(minimal)\n got %+v\nwant %+v", *got, want)
@@ -152,6 +153,7 @@ func TestParseExplicitValuesWin(t *testing.T) {
 		Security:        Security{AllowIPs: []string{"10.0.0.0/8", "::1"}, DenyIPs: []string{"10.0.0.7"}},
 		Metrics:         Metrics{Enabled: false, Endpoint: "/prom", Namespace: "ogw"},
 		Proxy:           Proxy{1024, 8, 1, 2, 3, 4, 5, 0, 4096, 2048, 0},
+		Console:         Console{Path: "/ui", SessionMinutes: 480},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("Parse\n got %+v\nwant %+v", *got, want)

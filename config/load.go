@@ -130,6 +130,7 @@ func (c *Config) normalise() {
 	orDefault(&c.LoadBalancer.Strategy, def.LoadBalancer.Strategy)
 	orDefault(&c.Metrics.Endpoint, def.Metrics.Endpoint)
 	orDefault(&c.Metrics.Namespace, def.Metrics.Namespace)
+	orDefault(&c.Console.Path, def.Console.Path)
 	for i, a := range c.OllamaAddresses {
 		c.OllamaAddresses[i] = strings.TrimSpace(a)
 	}

@@ -86,6 +86,7 @@ func (c *Config) Validate() error {
 
 	v.metricsEndpoint("metrics.endpoint", c.Metrics.Endpoint)
 	v.metricsNamespace("metrics.namespace", c.Metrics.Namespace)
+	v.console(c)
 
 	p := c.Proxy
 	v.atLeast("proxy.maxRequestBodyBytes", p.MaxRequestBodyBytes, 1)
