@@ -39,6 +39,7 @@ type Snapshot struct {
 
 	policy      *policy
 	metricsPath string     // "" when metrics are off
+	consolePath string     // "" when the console is off
 	body        bodyLimits // on buffered request bodies
 }
 
@@ -74,10 +75,15 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 	if cfg.Metrics.Enabled {
 		metricsPath = cfg.Metrics.Endpoint
 	}
+	consolePath := ""
+	if cfg.Console.Enabled {
+		consolePath = cfg.Console.Path
+	}
 	return &Snapshot{
 		Config:      cfg,
 		policy:      pol,
 		metricsPath: metricsPath,
+		consolePath: consolePath,
 		body:        newBodyLimits(cfg.Proxy),
 		Proxy: proxy.New(pool, proxy.Options{
 			MaxRequestBodyBytes: cfg.Proxy.MaxRequestBodyBytes,
@@ -121,6 +127,10 @@ type Gateway struct {
 	// metrics is nil when metrics are off: the request path then skips
 	// them at the cost of a nil check.
 	metrics atomic.Pointer[telemetry.Metrics]
+	// console is the operator console's state (consolestate.go), kept
+	// whether or not the console is on, so turning it on by a reload
+	// finds its notes.
+	console *console
 
 	path       string     // the configuration file, "" if none
 	stamp      fileStamp  // of path, when New ran
@@ -149,6 +159,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 
 		affinity: proxy.NewAffinity(0, 0),
 		fleet:    newFleetClient(),
+		console:  newConsole(),
 
 		bodyGrace: defaultBodyGrace,
 		usage:     new(keyusage.Memory),
@@ -270,6 +281,7 @@ func (g *Gateway) queued(d time.Duration, err error) {
 // backendError counts a failed attempt to reach a backend.
 func (g *Gateway) backendError(b *proxy.Backend, err error) {
 	kind := proxy.FailureKind(err)
+	g.console.backendError(b.Name(), kind, err)
 	if m := g.metrics.Load(); m != nil {
 		m.BackendError(b.Name(), kind)
 	}
@@ -312,6 +324,10 @@ func (g *Gateway) serveProxy(ctx *fasthttp.RequestCtx) {
 	st := g.state.Load()
 	p := st.policy
 	r := g.newRequest(ctx, st)
+	if st.consolePath != "" && underPath(ctx.Path(), st.consolePath) {
+		g.serveConsole(ctx, st, r) // console.go
+		return
+	}
 	if st.metricsPath != "" && string(ctx.Path()) == st.metricsPath {
 		r.ep = ollamaapi.ClassMetrics
 		if g.checkIP(ctx, p, r) && (!p.metricsKey || g.authenticate(ctx, p, r)) {

@@ -57,7 +57,8 @@ type ReloadResult struct {
 // Reload reads the configuration file again and applies it. An invalid
 // file changes nothing: the error names the field and the problem.
 // Reloads (and key generation) are serialized.
-func (g *Gateway) Reload() (*ReloadResult, error) {
+func (g *Gateway) Reload() (res *ReloadResult, err error) {
+	defer func() { g.console.reloaded(res, err) }() // the console shows the last one
 	if g.path == "" {
 		return nil, ErrNoConfigFile
 	}
@@ -216,8 +217,9 @@ func (g *Gateway) startHealth(st *Snapshot) {
 		Logger:        g.log,
 		// Model lists and loaded models serve model-aware routing and
 		// fleet scheduling, which need a choice.
-		Models: len(backends) > 1,
-		Loaded: len(backends) > 1,
+		Models:   len(backends) > 1,
+		Loaded:   len(backends) > 1,
+		OnChange: g.console.healthChanged,
 	})
 	g.checker.Store(c)
 	ctx, stop := context.WithCancel(g.ctx)

@@ -90,6 +90,9 @@ func (r *request) Finish(res *proxy.Result) {
 			m.Upstream(r.ep, res.Backend.Name(), res.FirstByte, u)
 		}
 	}
+	if r.st.consolePath != "" { // the console's traffic ring (consoletraffic.go)
+		g.console.traffic.record(time.Now(), res.Status >= 500 || res.Err != nil, res.FirstByte, u.Completion)
+	}
 	if r.st.Config.Logging {
 		r.log(res, u)
 	}
