@@ -130,5 +130,11 @@ func BenchmarkProxySmall(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { drive(b, backend) })
 	b.Run("gateway", func(b *testing.B) { drive(b, startGateway(b, backend, true)) })
 	b.Run("gateway-metrics-off", func(b *testing.B) { drive(b, startGateway(b, backend, false)) })
+	b.Run("gateway-console-on", func(b *testing.B) {
+		// The console's traffic ring is fed by every request (issue 15).
+		cfg := benchConfig(backend)
+		cfg.Console.Enabled = true
+		drive(b, serveGateway(b, &cfg, nil))
+	})
 	b.Run("httputil", func(b *testing.B) { drive(b, startHTTPUtil(b, backend)) })
 }
