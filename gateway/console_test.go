@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -345,4 +346,42 @@ func generate(gwURL, model string) error {
 		return errors.New(resp.Status)
 	}
 	return nil
+}
+
+// TestConsoleStatePolicy: the state shows each key's name and policy, a
+// backend's cap and what it has loaded, and the queue.
+func TestConsoleStatePolicy(t *testing.T) {
+	fakeA := ollamatest.New(t, ollamatest.WithLoaded("llama3.2"))
+	fakeB := ollamatest.New(t)
+	cfg := baseConfig(fakeA.URL, fakeB.URL)
+	cfg.AdminKeys = config.Keys(consoleAdmin)
+	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: "alice-key-0123456789abcdef", Name: "alice", Models: []string{"llama3.2"}})
+	cfg.Console.Enabled = true
+	cfg.LoadBalancer.HealthCheckIntervalInSeconds = 1
+	gw := startFileGateway(t, cfg)
+	c, _ := signIn(t, gw.URL, consoleAdmin)
+	var st consoleState
+	eventually(t, "the loaded model in the state", func() bool {
+		_, body := consoleDo(t, "GET", gw.URL+"/ui/state", c.Value, "", nil, nil)
+		st = consoleState{}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("state %s: %v", body, err)
+		}
+		return len(st.Backends) == 2 && len(st.Backends[0].Loaded) == 1
+	})
+	if got := st.Backends[0].Loaded[0].Name; got != "llama3.2:latest" {
+		t.Errorf("loaded = %q; want llama3.2:latest", got)
+	}
+	if b := st.Backends[0]; b.Cap != cfg.Proxy.MaxConnsPerBackend || b.CapSet || b.Health != "up" || b.Since == 0 {
+		t.Errorf("backend = %+v; want up, with a since, cap %d from maxConnsPerBackend", b, cfg.Proxy.MaxConnsPerBackend)
+	}
+	var alice *consoleKey
+	for i := range st.Keys {
+		if st.Keys[i].Name == "alice" {
+			alice = &st.Keys[i]
+		}
+	}
+	if alice == nil || alice.Admin || !reflect.DeepEqual(alice.Models, []string{"llama3.2"}) {
+		t.Errorf("keys = %+v; want alice, API scope, models [llama3.2]", st.Keys)
+	}
 }

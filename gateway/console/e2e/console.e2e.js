@@ -70,11 +70,15 @@ function step(msg) { process.stdout.write("STEP " + msg + "\n"); }
       }, [row, b.model]);
     }
 
-    step("request counts update after traffic");
+    step("request counts update after traffic; the model shows loaded");
     const before = Number((await page.textContent("#total-requests")).replace(/\D/g, ""));
     await ask("traffic");
     await page.waitForFunction((n) => Number(document.getElementById("total-requests").textContent.replace(/\D/g, "")) >= n,
       before + 5);
+    await page.waitForFunction((sel) => {
+      const td = document.querySelector(sel + " td:last-child");
+      return td && /llama3\.2:latest \(.* VRAM, until /.test(td.textContent);
+    }, `tr[data-backend="${backends[0].name}"]`);
     await page.screenshot({ path: path.join(shots, "console.png"), fullPage: true });
 
     step("mint a key through the page; it works, then revoke it");
