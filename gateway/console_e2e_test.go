@@ -72,7 +72,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"name": fakeA.URL, "model": "llama3.2:latest"},
 		{"name": fakeB.URL, "model": "qwen2.5:7b"},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "console.e2e.js")
 	cmd.Dir = consoleE2EDir

@@ -33,7 +33,7 @@ function step(msg) { process.stdout.write("STEP " + msg + "\n"); }
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
-    page.setDefaultTimeout(8000);
+    page.setDefaultTimeout(15000);
     const outside = [];
     const problems = [];
     page.on("request", (r) => { if (!r.url().startsWith(base + "/")) outside.push(r.url()); });
@@ -100,7 +100,7 @@ function step(msg) { process.stdout.write("STEP " + msg + "\n"); }
     step("a killed backend turns down");
     const gone = backends[1].name;
     await ask("kill");
-    await page.waitForSelector(`tr[data-backend="${gone}"] td[data-state="down"]`, { timeout: 10000 });
+    await page.waitForSelector(`tr[data-backend="${gone}"] td[data-state="down"]`, { timeout: 15000 });
     await page.screenshot({ path: path.join(shots, "console-down.png"), fullPage: true });
 
     step("phone width");
