@@ -92,11 +92,24 @@ func (g *Gateway) reportRefused(b *proxy.Backend, err error) {
 }
 
 // inventory returns b's list at path as the health checks keep it, and
-// whether one is known. The loaded models (/api/ps) are not kept yet:
-// they are always fetched live.
+// whether one is known: its /api/tags entries, or its /api/ps entries
+// exactly as it listed them. Models the gateway merely sent a request for
+// since that /api/ps (Backend.IsLoaded counts them as loaded for
+// scheduling) are not listed: the gateway has no entry of Ollama's shape
+// for them (digest, size_vram, context_length), and the next check lists
+// them if they did load.
 func inventory(b *proxy.Backend, path string) ([]proxy.ModelEntry, bool) {
-	if path != ollamaapi.LocalModelsPath {
-		return nil, false
+	if path == ollamaapi.RunningModelsPath {
+		l := b.Loaded()
+		if l == nil {
+			return nil, false
+		}
+		loaded := l.Entries()
+		entries := make([]proxy.ModelEntry, len(loaded))
+		for i, e := range loaded {
+			entries[i] = proxy.ModelEntry{Name: e.Name, Key: e.Key, Time: e.ExpiresAt, Raw: e.Raw}
+		}
+		return entries, true
 	}
 	m := b.Models()
 	if m == nil || (m.Len() > 0 && m.Entries() == nil) {

@@ -252,3 +252,64 @@ func TestMergedViewLiveWhileUnknown(t *testing.T) {
 		t.Errorf("/api/tags requests: known backend %d, unknown one %d; want 0, 1", d0, d1)
 	}
 }
+
+// waitLoaded waits until the gateway knows the /api/ps list of every
+// backend (the first health check fetches it).
+func waitLoaded(t testing.TB, gw *testGateway) {
+	t.Helper()
+	eventually(t, "loaded lists fetched", func() bool {
+		for _, b := range gw.gw.Snapshot().Proxy.Pool().Backends() {
+			if b.Loaded() == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestMergedPsFromInventory: with three backends the merged /api/ps comes
+// from the loaded lists the health checks keep, each entry as its backend
+// lists it: no request reaches a backend's /api/ps on the request path.
+// Before, every GET /api/ps fanned out to every backend. A backend whose
+// list is unknown (forgotten) is asked live, once per listing.
+func TestMergedPsFromInventory(t *testing.T) {
+	gw, fakes := threeBackends(t, nil)
+	waitLoaded(t, gw)
+	before := make([]int64, len(fakes))
+	for i, f := range fakes {
+		before[i] = f.RequestsTo("/api/ps")
+	}
+	const listings = 3
+	for range listings {
+		// The fake's expires_at is now + keep-alive at each answer:
+		// the gateway's is the one its check was given.
+		got, _ := modelsByName(t, gw.URL+"/api/ps", "expires_at")
+		if len(got) != len(fleetNames) {
+			t.Errorf("/api/ps lists %d models; want %d", len(got), len(fleetNames))
+		}
+		for i, f := range fakes {
+			served, _ := modelsByName(t, f.URL+"/api/ps", "expires_at")
+			for name, want := range served {
+				if !reflect.DeepEqual(got[name], want) {
+					t.Errorf("/api/ps entry %q of backend %d:\n got %v\nwant %v", name, i, got[name], want)
+				}
+			}
+		}
+	}
+	for i, f := range fakes {
+		// Each listing above also asked each fake once, directly.
+		if d := f.RequestsTo("/api/ps") - before[i]; d != listings {
+			t.Errorf("backend %d: %d /api/ps requests during %d listings; want only the test's own %d", i, d, listings, listings)
+		}
+	}
+
+	backendOf(t, gw, fakes[1].URL).ForgetLoaded()
+	before[0], before[1] = fakes[0].RequestsTo("/api/ps"), fakes[1].RequestsTo("/api/ps")
+	got, _ := modelsByName(t, gw.URL+"/api/ps")
+	if len(got) != len(fleetNames) || got["nomic-embed-text:latest"] == nil {
+		t.Errorf("/api/ps lists %d models, nomic-embed-text %v; want %d, listed", len(got), got["nomic-embed-text:latest"] != nil, len(fleetNames))
+	}
+	if d0, d1 := fakes[0].RequestsTo("/api/ps")-before[0], fakes[1].RequestsTo("/api/ps")-before[1]; d0 != 0 || d1 != 1 {
+		t.Errorf("/api/ps requests: known backend %d, unknown one %d; want 0, 1", d0, d1)
+	}
+}
