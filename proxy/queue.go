@@ -15,7 +15,8 @@ import (
 // at most Options.QueueTimeout. A slot that frees (a request ends, on
 // release) is handed at once to a waiting request that may use that
 // backend, its in-flight count passing from one to the other, so no new
-// arrival can take it first. Waiting requests are grouped by client
+// arrival can take it first; a waiter whose model is loaded on that
+// backend goes before one whose model would load there. Waiting requests are grouped by client
 // (Queuer: the API key), and the groups take turns: a client's batch of
 // 500 requests does not make another client's single request wait behind
 // it; within a group, first come first served.
@@ -184,16 +185,24 @@ func (q *queue) dropLocked(g *group, i int) {
 
 // handOff gives the slot of backend i of p to the next waiter, in turn
 // order over keys, that may use it, and reports whether one took it (its
-// in-flight count then stays with the backend).
+// in-flight count then stays with the backend). A waiter whose model is
+// loaded there goes first (route.warmSlot): only when none is does the
+// slot go to one that makes the backend load its model.
 func (q *queue) handOff(p *Pool, i int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.handOffLocked(p, i, true) || q.handOffLocked(p, i, false)
+}
+
+// handOffLocked is one pass of handOff: over the waiters whose model is
+// loaded on backend i if warm, else over all; q.mu must be held.
+func (q *queue) handOffLocked(p *Pool, i int, warm bool) bool {
 	n := len(q.groups)
 	for k := range n {
 		gi := (q.turn + k) % n
 		g := q.groups[gi]
 		for wi, w := range g.waiters {
-			if !w.x.route.eligibleSlot(p, i) {
+			if !w.x.route.eligibleSlot(p, i) || (warm && !w.x.route.warmSlot(p, i)) {
 				continue
 			}
 			w.idx = i

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -9,8 +10,15 @@ import (
 // key, added to p's queue.
 func queuedExchange(t *testing.T, p *Proxy, key string) *exchange {
 	t.Helper()
+	return queuedFor(t, p, key, "llama3.2")
+}
+
+// queuedFor returns an exchange of proxy p waiting for model from key,
+// added to p's queue.
+func queuedFor(t *testing.T, p *Proxy, key, model string) *exchange {
+	t.Helper()
 	x := &exchange{p: p}
-	x.route.set(p.pool, chatRoute, []byte(`{"model":"llama3.2"}`))
+	x.route.set(p.pool, chatRoute, []byte(`{"model":"`+model+`"}`))
 	x.route.begin(p.pool)
 	x.waiter = waiter{x: x, key: key, ready: make(chan int, 1)}
 	if !p.queue.add(&x.waiter) {
@@ -82,6 +90,29 @@ func TestQueueErrorRetryAfter(t *testing.T) {
 	}{{0, "1"}, {300 * time.Millisecond, "1"}, {15 * time.Second, "15"}, {15500 * time.Millisecond, "16"}} {
 		if got := (&QueueError{Err: ErrQueueTimeout, RetryAfter: tt.d}).retryAfter(); got != tt.want {
 			t.Errorf("RetryAfter %v: %q; want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// TestQueueWarmWaiterFirst: a slot freeing on a backend goes first to a
+// waiter whose model is loaded there, even out of the keys' turn; a
+// waiter whose model would have to load there gets the next one. Before,
+// the slot went to the key whose turn it was and the backend loaded (and
+// maybe evicted) a model while a request for a loaded one waited.
+func TestQueueWarmWaiterFirst(t *testing.T) {
+	p := New(modelPool(t, "llama3.2 qwen", "llama3.2 qwen"), Options{QueueSize: 10})
+	p.pool.Backends()[0].SetLoaded([]json.RawMessage{json.RawMessage(`{"name":"qwen"}`)}, time.Now())
+	p.pool.Backends()[1].SetLoaded(nil, time.Now())
+	cold := queuedFor(t, p, "a", "llama3.2")
+	warm := queuedFor(t, p, "b", "qwen")
+	for _, want := range []*exchange{warm, cold} {
+		if !p.queue.handOff(p.pool, 0) {
+			t.Fatal("a freed slot was not handed to a waiting request")
+		}
+		select {
+		case <-want.waiter.ready:
+		default:
+			t.Fatalf("slot went to the wrong waiter; want the %s one", map[*exchange]string{warm: "warm (qwen)", cold: "cold (llama3.2)"}[want])
 		}
 	}
 }

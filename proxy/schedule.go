@@ -216,6 +216,16 @@ func (r *route) eligibleSlot(p *Pool, i int) bool {
 	return true
 }
 
+// warmSlot reports whether a slot freeing on backend i of p serves the
+// request without a load: it names no model, or its model is loaded (or
+// loading) there. The queue hands a slot to such a request first, so that
+// a freed slot does not load (and, on a backend at its
+// OLLAMA_MAX_LOADED_MODELS, evict) a model while a request for one loaded
+// there waits.
+func (r *route) warmSlot(p *Pool, i int) bool {
+	return !r.named || p.backends[i].isLoaded(r.key, r.hash)
+}
+
 // leastConnections returns the available backend with the fewest requests
 // in flight, ties taking turns from pos; the backend at pos if none is
 // available.
