@@ -2,7 +2,6 @@ package ollamatest
 
 import (
 	"encoding/json"
-	"strconv"
 	"time"
 )
 
@@ -245,25 +244,10 @@ type echoResponse struct {
 }
 
 // keepAliveZero reports whether a keep_alive value is present and zero, the
-// condition under which Ollama unloads the model (api.Duration: a number of
-// seconds or a Go duration string).
+// condition under which Ollama unloads the model: parseKeepAlive reads it,
+// so a tiny number of seconds that truncates to 0 counts as zero, as in
+// Ollama (api.Duration multiplies by time.Second).
 func keepAliveZero(raw json.RawMessage) bool {
-	if len(raw) == 0 || string(raw) == "null" {
-		return false
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return false
-	}
-	switch t := v.(type) {
-	case float64:
-		return t == 0
-	case string:
-		if n, err := strconv.ParseFloat(t, 64); err == nil {
-			return n == 0
-		}
-		d, err := time.ParseDuration(t)
-		return err == nil && d == 0
-	}
-	return false
+	d := parseKeepAlive(raw)
+	return d != nil && *d == 0
 }
