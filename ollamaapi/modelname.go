@@ -13,15 +13,16 @@ const (
 // name: the name split as Ollama's model.ParseName splits it ([host/]
 // [namespace/]model[:tag], an optional scheme:// before the host), with the
 // default host, namespace and tag for the parts it lacks, shortened as
-// Ollama lists names in /api/tags (the host only if not the default, the
+// Ollama lists names in /api/tags (Name.DisplayShortest: the host only if not the default, the
 // namespace only if the host or the namespace is not the default, the tag
 // always), in lower case. So "llama3", "Llama3:latest" and
 // "registry.ollama.ai/library/llama3" are all "llama3:latest", and
 // "hf.co/bartowski/x:q4" stays "hf.co/bartowski/x:q4". It allocates only
 // when dst is too small.
 //
-// (proxy's model-aware routing has the same function, appendModelKey; one
-// of them should go.)
+// Ollama finds a model by its file path, which is case-sensitive on Linux
+// only; matching without case sends a name that differs only in case to a
+// backend that has the model, which answers as it would anyway.
 func AppendModelName(dst, name []byte) []byte {
 	s := name
 	tag := []byte(nil)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // Inventory: what a backend has loaded in memory, as its GET /api/ps last
@@ -46,7 +48,7 @@ func (l *LoadedModels) Has(name string) bool {
 		return false
 	}
 	var buf [64]byte
-	return l.has(appendModelKey(buf[:0], []byte(name)))
+	return l.has(ollamaapi.AppendModelName(buf[:0], []byte(name)))
 }
 
 func (l *LoadedModels) has(key []byte) bool {
@@ -112,7 +114,7 @@ func (b *Backend) SetLoaded(entries []json.RawMessage, fetched time.Time) {
 		if name == "" || len(name) > MaxModelNameLen {
 			continue
 		}
-		buf = appendModelKey(buf[:0], []byte(name))
+		buf = ollamaapi.AppendModelName(buf[:0], []byte(name))
 		key := string(buf)
 		l.keys[key] = struct{}{}
 		l.entries = append(l.entries, LoadedModel{Name: name, Key: key, ExpiresAt: e.ExpiresAt,
@@ -138,7 +140,7 @@ func (b *Backend) IsLoaded(name string) bool {
 		return false
 	}
 	var buf [64]byte
-	key := appendModelKey(buf[:0], []byte(name))
+	key := ollamaapi.AppendModelName(buf[:0], []byte(name))
 	return b.isLoaded(key, keyHash(key))
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 func TestSetLoaded(t *testing.T) {
@@ -45,7 +47,7 @@ func TestSetLoaded(t *testing.T) {
 // otherwise, and while a request for it is in flight.
 func TestSentCountsAsLoaded(t *testing.T) {
 	b := newTestPool(t, 1).Backends()[0]
-	key := appendModelKey(nil, []byte("qwen2.5"))
+	key := ollamaapi.AppendModelName(nil, []byte("qwen2.5"))
 	h := keyHash(key)
 	b.SetLoaded(nil, time.Now().Add(-time.Second))
 	s := b.noteSent(h, time.Now().UnixNano())

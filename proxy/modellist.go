@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ollamagw/ollama-gateway/jsonfield"
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // MaxModelEntryBytes is the largest /api/tags entry kept for the merged
@@ -33,7 +34,7 @@ type ModelEntry struct {
 // ModelKey returns the canonical form of a model name, the ModelEntry.Key
 // of its entries: "llama3", "Llama3:latest" and
 // "registry.ollama.ai/library/llama3" are all "llama3:latest".
-func ModelKey(name string) string { return string(appendModelKey(nil, []byte(name))) }
+func ModelKey(name string) string { return string(ollamaapi.AppendModelName(nil, []byte(name))) }
 
 // ParseModelEntries returns the entries of raw (the "models" of an Ollama
 // /api/tags or /api/ps answer) that are JSON objects with a "name" of at
@@ -58,7 +59,7 @@ func ParseModelEntries(raw []json.RawMessage, timeField string) []ModelEntry {
 		if !ok || len(name) == 0 || len(name) > MaxModelNameLen {
 			continue
 		}
-		key := string(appendModelKey(nil, name))
+		key := string(ollamaapi.AppendModelName(nil, name))
 		if _, dup := seen[key]; dup {
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/types/model"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 func TestAppendModelKey(t *testing.T) {
@@ -31,8 +33,8 @@ func TestAppendModelKey(t *testing.T) {
 		{"llama3:", "llama3:latest"}, // invalid for Ollama; any key will do
 	}
 	for _, tt := range tests {
-		if got := string(appendModelKey(nil, []byte(tt.name))); got != tt.want {
-			t.Errorf("appendModelKey(%q) = %q; want %q", tt.name, got, tt.want)
+		if got := string(ollamaapi.AppendModelName(nil, []byte(tt.name))); got != tt.want {
+			t.Errorf("AppendModelName(%q) = %q; want %q", tt.name, got, tt.want)
 		}
 	}
 }
@@ -60,8 +62,8 @@ func TestAppendModelKeyMatchesOllama(t *testing.T) {
 					}
 					n++
 					want := strings.ToLower(parsed.DisplayShortest())
-					if got := string(appendModelKey(nil, []byte(name))); got != want {
-						t.Errorf("appendModelKey(%q) = %q; Ollama lists it as %q", name, got, want)
+					if got := string(ollamaapi.AppendModelName(nil, []byte(name))); got != want {
+						t.Errorf("AppendModelName(%q) = %q; Ollama lists it as %q", name, got, want)
 					}
 				}
 			}

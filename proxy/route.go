@@ -28,7 +28,7 @@ const modelCursors = 64
 // zero value is off; its buffers are kept for the next exchange.
 type route struct {
 	name  []byte     // the model the body names, decoded
-	key   []byte     // its canonical form (appendModelKey), when named
+	key   []byte     // its canonical form (ollamaapi.AppendModelName), when named
 	hash  uint64     // keyHash(key), when named
 	named bool       // the request names a model: fleet scheduling applies
 	on    bool       // named, and candidates are the backends with the model
@@ -65,7 +65,7 @@ func (r *route) set(p *Pool, rt *ollamaapi.Route, body []byte) {
 	if !ok || len(name) == 0 || len(name) > MaxModelNameLen {
 		return
 	}
-	r.key = appendModelKey(r.key[:0], name)
+	r.key = ollamaapi.AppendModelName(r.key[:0], name)
 	r.hash = keyHash(r.key)
 	r.named = true
 	r.on = len(p.backends) >= 2 && p.knowsModels()
