@@ -527,3 +527,61 @@ func foldRune(r rune) rune {
 		r = r2
 	}
 }
+
+// Value returns the bounds in body of the raw value (a string with its
+// quotes, a number, a literal, an object or an array) of the last
+// top-level member named key of the JSON object that body starts with, and
+// whether there is one; ok is false too when that object is not valid
+// JSON. key is matched as by AppendString. Value does not allocate and
+// never panics; it is safe for concurrent use.
+func Value(body []byte, key string) (start, end int, ok bool) {
+	var s scanner
+	return s.findValue(body, key)
+}
+
+// findValue is find for a value of any type.
+func (s *scanner) findValue(b []byte, key string) (start, end int, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return 0, 0, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return 0, 0, false
+	}
+	found := false
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, 0, false
+		}
+		nameEnd, nameEsc := scanString(b, i+1)
+		if nameEnd < 0 {
+			return 0, 0, false
+		}
+		match := nameMatches(b[i+1:nameEnd-1], nameEsc, key)
+		i = skipSpace(b, nameEnd)
+		if i >= len(b) || b[i] != ':' {
+			return 0, 0, false
+		}
+		i = skipSpace(b, i+1)
+		e := s.skipValue(b, i)
+		if e < 0 {
+			return 0, 0, false
+		}
+		if match {
+			start, end, found = i, e, true
+		}
+		i = skipSpace(b, e)
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return start, end, found
+		default:
+			return 0, 0, false
+		}
+	}
+}

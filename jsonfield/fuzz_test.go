@@ -1,6 +1,7 @@
 package jsonfield
 
 import (
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 )
@@ -42,5 +43,28 @@ func check(t *testing.T, body []byte) {
 	}
 	if ok && !utf8.Valid(got) {
 		t.Fatalf("AppendString(%q) = %q: not UTF-8", body, got)
+	}
+	checkValue(t, body, got, ok)
+}
+
+// checkValue checks Value against AppendString's verdict on body: where a
+// string (or null) was found, Value finds that value; any value it finds
+// is valid JSON.
+func checkValue(t *testing.T, body, str []byte, strOK bool) {
+	t.Helper()
+	start, end, ok := Value(body, "model")
+	if !ok {
+		if strOK {
+			t.Fatalf("Value(%q) found nothing; AppendString found %q", body, str)
+		}
+		return
+	}
+	raw := body[start:end]
+	if !json.Valid(raw) {
+		t.Fatalf("Value(%q) = %q: not JSON", body, raw)
+	}
+	var v string
+	if strOK && string(raw) != "null" && (json.Unmarshal(raw, &v) != nil || v != string(str)) {
+		t.Fatalf("Value(%q) = %q; AppendString found %q", body, raw, str)
 	}
 }
