@@ -52,6 +52,11 @@ type Route struct {
 
 	// Usage says where a successful answer carries its token counts.
 	Usage UsageFormat
+	// StreamUsage: a streamed answer ("stream": true) carries its usage
+	// only when the request asks with "stream_options": {"include_usage":
+	// true}, in a last SSE chunk with no choices (OpenAI's chat and text
+	// completions). See AppendStreamUsage and IsUsageOnlyChunk.
+	StreamUsage bool
 	// ChangesFleet: the request adds, changes or removes a backend's
 	// models (pull, push, create, copy, delete, blob uploads).
 	ChangesFleet bool

@@ -37,8 +37,8 @@ var table = []Route{
 	{Method: "GET", Pattern: "/", Buffered: true},
 
 	// The OpenAI-compatible API (docs/api/openai-compatibility.mdx).
-	{Method: "POST", Pattern: "/v1/chat/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
-	{Method: "POST", Pattern: "/v1/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
+	{Method: "POST", Pattern: "/v1/chat/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage, StreamUsage: true},
+	{Method: "POST", Pattern: "/v1/completions", ModelField: "model", ByModel: true, Usage: OpenAIUsage, StreamUsage: true},
 	{Method: "POST", Pattern: "/v1/embeddings", ModelField: "model", ByModel: true, Usage: OpenAIUsage},
 	{Method: "GET", Pattern: "/v1/models", Buffered: true, View: OpenAIModelsView},
 	{Method: "GET", Pattern: "/v1/models/:model", Buffered: true, View: OpenAIModelView},
