@@ -28,6 +28,10 @@ type exchange struct {
 	body    responseBody
 	tail    ring
 	scratch []byte
+
+	addedUsage bool       // askUsage asked the stream for its usage
+	rewrite    []byte     // askUsage's buffer
+	strip      usageStrip // cuts that usage out of the answer
 }
 
 // Handle forwards the request of ctx to a backend and sets up the response
@@ -123,8 +127,10 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx, rt *ollamaapi.Route, f Finisher
 		size = -1
 		ctx.Response.ImmediateHeaderFlush = true
 	}
-	x.body = responseBody{x: x, up: upResp, body: body, track: isText(upResp.Header.ContentType()),
-		bound: size < 0 || size > boundedWriteSize}
+	ct := upResp.Header.ContentType()
+	x.body = responseBody{x: x, up: upResp, body: body, track: isText(ct),
+		bound: size < 0 || size > boundedWriteSize,
+		strip: x.addedUsage && size < 0 && x.res.Status == fasthttp.StatusOK && bytes.HasPrefix(ct, []byte("text/event-stream"))}
 	ctx.SetBodyStream(&x.body, size)
 }
 
@@ -234,5 +240,7 @@ func (x *exchange) finish(err error) {
 	x.route.reset()
 	x.body = responseBody{}
 	x.tail.reset()
+	x.addedUsage = false
+	x.strip.reset()
 	x.p.exchanges.Put(x)
 }

@@ -23,6 +23,7 @@ type responseBody struct {
 	eof      bool
 	closed   bool
 	track    bool // keep the tail (text content types)
+	strip    bool // cut the usage-only chunk out (exchange.strip)
 	bound    bool // move the client's write deadline (streams, large bodies)
 	deadline time.Time
 }
@@ -30,14 +31,35 @@ type responseBody struct {
 // Read passes the backend's bytes on. The server flushes each chunk it gets
 // from Read to the client before reading again.
 func (r *responseBody) Read(p []byte) (int, error) {
+	if !r.strip {
+		n, err := r.read(p)
+		if n > 0 {
+			r.x.res.BytesOut += int64(n)
+		}
+		return n, err
+	}
+	// The usage-only chunk the gateway asked for is cut out.
+	n, err := r.x.strip.read(p, (*backendBody)(r))
+	r.x.res.BytesOut += int64(n)
+	return n, err
+}
+
+// backendBody is the backend's body as responseBody reads it, before
+// anything is cut out of it.
+type backendBody responseBody
+
+func (b *backendBody) Read(p []byte) (int, error) { return (*responseBody)(b).read(p) }
+
+// read reads the backend's body into p, keeps its tail and moves the
+// client's write deadline.
+func (r *responseBody) read(p []byte) (int, error) {
 	x := r.x
 	n, err := r.body.Read(p)
 	if n > 0 {
 		now := time.Now()
-		if x.res.BytesOut == 0 {
+		if x.res.FirstByte == 0 {
 			x.res.FirstByte = now.Sub(x.res.Start)
 		}
-		x.res.BytesOut += int64(n)
 		if r.track {
 			x.tail.write(p[:n])
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ollamagw/ollama-gateway/ollamaapi"
 )
 
 // prepareBody sets the upstream request body: streamed for model uploads,
@@ -56,8 +58,33 @@ func (x *exchange) prepareBody(upReq *fasthttp.Request) error {
 		return err
 	}
 	x.route.set(x.p.pool, x.api, b)
+	if x.api.StreamUsage {
+		x.askUsage(upReq, b)
+	}
 	return nil
 }
+
+// askUsage makes a streamed OpenAI request whose body b does not ask for
+// its usage ask for it upstream, so that its tokens are counted whatever
+// the client asked; the usage-only chunk that adds to the answer is cut
+// out of it (usageStrip). The body's buffers are swapped, not copied: the
+// one given up is kept for the next rewrite.
+func (x *exchange) askUsage(upReq *fasthttp.Request, b []byte) {
+	out, ok := ollamaapi.AppendStreamUsage(x.rewrite[:0], b)
+	if !ok {
+		x.rewrite = out
+		return
+	}
+	x.rewrite = upReq.SwapBody(out)[:0]
+	if cap(x.rewrite) > maxKeptRewrite {
+		x.rewrite = nil
+	}
+	x.addedUsage = true
+}
+
+// maxKeptRewrite is the largest body buffer an exchange keeps for the next
+// rewrite.
+const maxKeptRewrite = 64 << 10
 
 // checkBody lets a BodyChecker Finisher vet the buffered body.
 func (x *exchange) checkBody(b []byte) error {
