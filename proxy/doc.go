@@ -20,7 +20,9 @@
 // ([Proxy.Handle] and the per-request exchange); upload.go (the request body:
 // buffered for replay, or streamed for model uploads); retry.go (attempts
 // across backends, and which failures may be retried); stream.go (the
-// response body passed on); result.go ([Result], [Finisher]). Below them:
+// response body passed on; sseusage.go cuts out of an OpenAI stream the
+// usage chunk upload.go asked for on the client's behalf, so that its tokens
+// are counted); result.go ([Result], [Finisher]). Below them:
 // conn.go and frames.go (a backend connection's timeouts, and when it may
 // be reused), backend.go, pool.go, route.go, models.go, headers.go,
 // errors.go.
