@@ -19,7 +19,7 @@ func replicas(t *testing.T, url string, rl config.RateLimit, mutate func(*config
 	t.Helper()
 	set := func(c *config.Config) {
 		c.RateLimit = rl
-		c.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: "open", TimeoutMilliseconds: 100, LeaseMilliseconds: 30000}
+		c.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: "open", TimeoutMilliseconds: 2000, LeaseMilliseconds: 30000}
 		if mutate != nil {
 			mutate(c.Redis)
 		}
