@@ -21,7 +21,6 @@ import (
 
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/health"
-	"github.com/ollamagw/ollama-gateway/keyusage"
 	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/ollamaapi"
 	"github.com/ollamagw/ollama-gateway/proxy"
@@ -123,7 +122,7 @@ type Gateway struct {
 	bodyGrace time.Duration
 	// usage counts each key's requests and tokens (budgets, GET
 	// /config/keys, the per-key metrics); it outlives snapshots.
-	usage keyusage.Store
+	usage *usageStore
 	// metrics is nil when metrics are off: the request path then skips
 	// them at the cost of a nil check.
 	metrics atomic.Pointer[telemetry.Metrics]
@@ -162,7 +161,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 		console:  newConsole(),
 
 		bodyGrace: defaultBodyGrace,
-		usage:     new(keyusage.Memory),
+		usage:     newUsageStore(),
 	}
 	for _, o := range opts {
 		o(g)

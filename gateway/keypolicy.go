@@ -33,14 +33,21 @@ func (g *Gateway) notExpired(ctx *fasthttp.RequestCtx, r *request) bool {
 // withinBudget refuses, with 429 and Retry-After (when the key's window
 // ends), a request to a route that spends tokens from a key that has spent
 // its token budget in the current window. Tokens are charged when a
-// response ends, so a single stream may overshoot the budget once.
+// response ends, so a single stream may overshoot the budget once. With a
+// redis block the budget is the fleet's (see keyusage.Redis); while Redis
+// cannot be reached in failMode closed the answer is 503.
 func (g *Gateway) withinBudget(ctx *fasthttp.RequestCtx, r *request) bool {
 	k := r.key
 	if k.TokenMax <= 0 || r.route.Usage == ollamaapi.NoUsage {
 		return true
 	}
 	now := ctx.Time()
-	spent, ends := g.usage.WindowTokens(k.ID, k.TokenWindow, now)
+	spent, ends, err := g.usage.Budget(k.ID, k.TokenWindow, now)
+	if err != nil {
+		proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, "the shared token budget cannot be checked: redis is unavailable")
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		return false
+	}
 	if spent < k.TokenMax {
 		return true
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ollamagw/ollama-gateway/config"
+	"github.com/ollamagw/ollama-gateway/keyusage"
 	"github.com/ollamagw/ollama-gateway/limiter"
 	"github.com/ollamagw/ollama-gateway/redisstore"
 )
@@ -27,13 +28,15 @@ var (
 	_ limiter.Acquirer = (*limits)(nil)
 )
 
-// sharedLimits are the limiters of one redis block.
+// sharedLimits are the limiters and the key usage store of one redis
+// block (the usage store is wired into Gateway.usage, see sharedusage.go).
 type sharedLimits struct {
 	cfg      config.Redis
 	password string
 	store    *redisstore.Client
 	rate     *limiter.Redis
 	conc     *limiter.RedisConcurrency
+	usage    *keyusage.Redis
 	stop     context.CancelFunc
 	done     chan struct{}
 }
@@ -78,6 +81,7 @@ func (g *Gateway) configureRedis(cfg *config.Config) error {
 	if rc == nil {
 		if old != nil {
 			g.conc.shared.Store(nil)
+			g.usage.shared.Store(nil)
 			g.retireShared(old)
 			g.log.Info("redis removed: limits are this replica's own again")
 		}
@@ -108,9 +112,10 @@ func (g *Gateway) configureRedis(cfg *config.Config) error {
 	}
 	s := &sharedLimits{
 		cfg: *rc, password: pw, store: store,
-		rate: limiter.NewRedis(store, mode, g.conc.local),
-		conc: limiter.NewRedisConcurrency(store, mode, g.conc.localConc, rc.Lease()),
-		done: make(chan struct{}),
+		rate:  limiter.NewRedis(store, mode, g.conc.local),
+		conc:  limiter.NewRedisConcurrency(store, mode, g.conc.localConc, rc.Lease()),
+		usage: keyusage.NewRedis(store, g.usage.local, mode == limiter.FailClosed),
+		done:  make(chan struct{}),
 	}
 	var ctx context.Context
 	ctx, s.stop = context.WithCancel(g.ctx)
@@ -119,10 +124,11 @@ func (g *Gateway) configureRedis(cfg *config.Config) error {
 		s.conc.Run(ctx)
 	}()
 	g.conc.shared.Store(s)
+	g.usage.shared.Store(s.usage)
 	if old != nil {
 		g.retireShared(old)
 	}
-	g.log.Info("redis configured: rate limits and concurrency caps are shared", "failMode", rc.FailMode, "keyPrefix", rc.KeyPrefix)
+	g.log.Info("redis configured: rate limits, concurrency caps and key usage are shared", "failMode", rc.FailMode, "keyPrefix", rc.KeyPrefix)
 	return nil
 }
 
@@ -150,6 +156,7 @@ func (g *Gateway) retireShared(s *sharedLimits) {
 
 // closeShared stops the shared limiters at Close.
 func (g *Gateway) closeShared() {
+	g.usage.shared.Store(nil)
 	if s := g.conc.shared.Swap(nil); s != nil {
 		s.stop()
 		<-s.done
