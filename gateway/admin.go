@@ -48,6 +48,11 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		key, id, err := g.NewKeyWith(digest, pol)
+		if errors.Is(err, errKeysUnavailable) {
+			proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+			return
+		}
 		if err != nil {
 			proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
 			return
@@ -73,6 +78,9 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		n, err := g.RevokeKey(id, force)
 		switch {
+		case errors.Is(err, errKeysUnavailable):
+			proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		case errors.Is(err, keyfile.ErrNoSuchKey):
 			proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
 		case errors.Is(err, keyfile.ErrLastAdminKey):
@@ -109,7 +117,13 @@ func (g *Gateway) NewKey(digest bool) (key, id string, err error) {
 // rateLimit, tokens and expiresAt of pol (its key fields are ignored). A
 // key with a policy is saved as an object entry ({"key": …} or, with
 // digest, {"sha256": …}). pol must be valid (config.ValidateKeyEntry).
+// With a redis block the key goes to Redis instead, as its digest with
+// its policy, live on every replica within a second; while Redis cannot
+// be reached it is refused (errKeysUnavailable) and the file is untouched.
 func (g *Gateway) NewKeyWith(digest bool, pol config.KeyEntry) (key, id string, err error) {
+	if sk := g.sharedKeySet(); sk != nil {
+		return g.newSharedKey(sk, pol)
+	}
 	if g.path == "" {
 		return "", "", ErrNoConfigFile
 	}
@@ -176,7 +190,7 @@ type WindowUsage struct {
 func (g *Gateway) KeysUsage(now time.Time) struct {
 	Keys []KeyUsage `json:"keys"`
 } {
-	keys := g.Snapshot().policy.allKeys()
+	keys := g.allKeys()
 	out := make([]KeyUsage, 0, len(keys))
 	for _, k := range keys {
 		u := g.usage.Usage(k.ID, k.TokenWindow, now)
@@ -249,6 +263,18 @@ func readKeyPolicy(body []byte) (config.KeyEntry, error) {
 // the last entry of adminKeys (an error wrapping keyfile.ErrLastAdminKey):
 // without admin keys the admin endpoints fall back to loopback clients.
 func (g *Gateway) RevokeKey(id string, force bool) (int, error) {
+	if sk := g.sharedKeySet(); sk != nil {
+		n, err := sk.revoke(id)
+		if err != nil || n > 0 {
+			if n > 0 {
+				g.log.Info("API key revoked", "key_id", id, "entries", n, "shared", true)
+			}
+			return n, err
+		}
+		if g.path == "" {
+			return 0, keyfile.ErrNoSuchKey
+		}
+	}
 	if g.path == "" {
 		return 0, ErrNoConfigFile
 	}

@@ -145,7 +145,14 @@ func (g *Gateway) checkIP(ctx *fasthttp.RequestCtx, p *policy, r *request) bool 
 // throttled per IP, so keys cannot be guessed.
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, p *policy, r *request) bool {
 	presented := ctx.Request.Header.Peek(p.authHeader)
-	r.key = p.keys.Lookup(access.ParseAuthorization(presented))
+	cred := access.ParseAuthorization(presented)
+	r.key = p.keys.Lookup(cred)
+	if r.key == nil {
+		// config.json's keys win; then the keys shared through Redis.
+		if sk := g.sharedKeySet(); sk != nil {
+			r.key = sk.Lookup(cred)
+		}
+	}
 	if r.key != nil {
 		ctx.Request.Header.Del(p.authHeader)
 		return g.notExpired(ctx, r)

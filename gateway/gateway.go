@@ -219,11 +219,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Gateway, error)
 func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 	return telemetry.New(telemetry.Options{
 		Namespace: ns,
-		APIKeys:   func() int { return g.Snapshot().policy.keyCount() },
+		APIKeys:   func() int { return g.Snapshot().policy.keyCount() + len(g.sharedKeySet().All()) },
 		Keys: func(yield func(key string, requests, prompt, completion int64)) {
 			now := time.Now()
 			seen := map[string]bool{}
-			for _, k := range g.Snapshot().policy.allKeys() {
+			for _, k := range g.allKeys() {
 				u := g.usage.Usage(k.ID, k.TokenWindow, now).Total
 				label := k.DisplayName()
 				if seen[label] {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ type sharedLimits struct {
 	rate     *limiter.Redis
 	conc     *limiter.RedisConcurrency
 	usage    *keyusage.Redis
+	keys     *sharedKeys
 	stop     context.CancelFunc
 	done     chan struct{}
 }
@@ -115,13 +117,17 @@ func (g *Gateway) configureRedis(cfg *config.Config) error {
 		rate:  limiter.NewRedis(store, mode, g.conc.local),
 		conc:  limiter.NewRedisConcurrency(store, mode, g.conc.localConc, rc.Lease()),
 		usage: keyusage.NewRedis(store, g.usage.local, mode == limiter.FailClosed),
+		keys:  newSharedKeys(store),
 		done:  make(chan struct{}),
 	}
 	var ctx context.Context
 	ctx, s.stop = context.WithCancel(g.ctx)
 	go func() {
 		defer close(s.done)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.keys.Run(ctx) })
 		s.conc.Run(ctx)
+		wg.Wait()
 	}()
 	g.conc.shared.Store(s)
 	g.usage.shared.Store(s.usage)
@@ -152,6 +158,15 @@ func (g *Gateway) retireShared(s *sharedLimits) {
 		<-s.done
 		s.store.Close()
 	}()
+}
+
+// sharedKeySet returns the keys shared through Redis, nil without a redis
+// block.
+func (g *Gateway) sharedKeySet() *sharedKeys {
+	if s := g.conc.shared.Load(); s != nil {
+		return s.keys
+	}
+	return nil
 }
 
 // closeShared stops the shared limiters at Close.
