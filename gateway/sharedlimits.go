@@ -120,6 +120,9 @@ func (g *Gateway) configureRedis(cfg *config.Config) error {
 		keys:  newSharedKeys(store),
 		done:  make(chan struct{}),
 	}
+	// The shared keys before the first request (bounded by the timeout;
+	// Run retries when Redis is down).
+	_ = s.keys.sync()
 	var ctx context.Context
 	ctx, s.stop = context.WithCancel(g.ctx)
 	go func() {
