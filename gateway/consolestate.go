@@ -201,7 +201,8 @@ func (g *Gateway) consoleState(st *Snapshot, se *consoleSession, now time.Time) 
 	s.Errors = append(s.Errors, c.errs[:c.next]...)
 	c.mu.Unlock()
 
-	for _, k := range st.policy.keys.All() {
+	// The keys of config.json, then those shared through Redis.
+	for _, k := range append(st.policy.keys.All(), g.sharedKeySet().All()...) {
 		ck := consoleKey{ID: k.Name, Name: k.Label, Admin: k.Admin, Expired: k.Expired(now)}
 		if r, on := st.policy.rateFor(k); on {
 			ck.RateLimit = formatRate(r.Limit, r.Window)

@@ -83,6 +83,14 @@ func TestReplicasShareKeys(t *testing.T) {
 		t.Errorf("GET /config/keys on B: %s; want %s (shared-one) listed and no key", body, minted.ID)
 	}
 
+	inConsole := false
+	for _, k := range b.gw.consoleState(b.gw.Snapshot(), &consoleSession{}, time.Now()).Keys {
+		inConsole = inConsole || k.ID == minted.ID
+	}
+	if !inConsole {
+		t.Errorf("the console on B does not list the shared key %s", minted.ID)
+	}
+
 	// Redis: the digest and the policy, never the key.
 	c, err := redisstore.New(redisstore.Options{URL: srv.URL()})
 	if err != nil {
