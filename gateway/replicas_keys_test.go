@@ -18,12 +18,13 @@ import (
 )
 
 // keyReplicas starts two gateways sharing the Redis at url, each from its
-// own config file holding testKey and adminKey.
-func keyReplicas(t *testing.T, url, fake string) (a, b *fileGateway) {
+// own config file holding testKey and adminKey, with a Redis timeout of
+// ms.
+func keyReplicas(t *testing.T, url string, ms int, fake string) (a, b *fileGateway) {
 	t.Helper()
 	cfg := baseConfig(fake)
 	cfg.AdminKeys = config.Keys(adminKey)
-	cfg.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: "open", TimeoutMilliseconds: 50, LeaseMilliseconds: 30000}
+	cfg.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: "open", TimeoutMilliseconds: ms, LeaseMilliseconds: 30000}
 	return startFileGateway(t, cfg), startFileGateway(t, cfg)
 }
 
@@ -46,7 +47,7 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 func TestReplicasShareKeys(t *testing.T) {
 	srv := redistest.Start(t)
 	fake := ollamatest.New(t)
-	a, b := keyReplicas(t, srv.URL(), fake.URL)
+	a, b := keyReplicas(t, srv.URL(), 2000, fake.URL)
 
 	status, body := call(t, a.URL, "POST", "/config/new-key", adminKey, `{"name":"shared-one","models":["llama3.2"]}`)
 	if status != 200 {
@@ -136,7 +137,7 @@ func TestReplicasShareKeys(t *testing.T) {
 func TestSharedKeyMintRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	fake := ollamatest.New(t)
-	a, _ := keyReplicas(t, srv.URL(), fake.URL)
+	a, _ := keyReplicas(t, srv.URL(), 50, fake.URL)
 	status, body := call(t, a.URL, "POST", "/config/new-key", adminKey, "")
 	var minted struct{ Key, ID string }
 	if err := json.Unmarshal([]byte(body), &minted); status != 200 || err != nil {

@@ -13,14 +13,16 @@ import (
 )
 
 // budgetReplicas starts two gateways sharing the Redis at url whose team
-// key has a budget of max tokens an hour, with failMode mode.
-func budgetReplicas(t *testing.T, url, mode string, max int64, fake string) (a, b *testGateway) {
+// key has a budget of max tokens an hour, with failMode mode and a Redis
+// timeout of ms (short only for tests of a dead Redis: a loaded machine
+// misses 100 ms now and then).
+func budgetReplicas(t *testing.T, url, mode string, ms int, max int64, fake string) (a, b *testGateway) {
 	t.Helper()
 	set := func(c *config.Config) {
 		c.APIKeys = []config.KeyEntry{{Key: testKey},
 			{Key: teamKey, Name: "team-a", Tokens: &config.TokenBudget{Max: max, WindowSeconds: 3600}}}
 		c.AdminKeys = config.Keys(adminKey)
-		c.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: mode, TimeoutMilliseconds: 50, LeaseMilliseconds: 30000}
+		c.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: mode, TimeoutMilliseconds: ms, LeaseMilliseconds: 30000}
 	}
 	return startGateway(t, set, fake), startGateway(t, set, fake)
 }
@@ -52,7 +54,7 @@ func teamUsage(t *testing.T, gw *testGateway) KeyUsage {
 func TestReplicasShareTokenBudget(t *testing.T) {
 	srv := redistest.Start(t)
 	fake := ollamatest.New(t, ollamatest.WithTokens("a", "b", "c", "d")) // 26 prompt + 4 completion
-	a, b := budgetReplicas(t, srv.URL(), "open", 60, fake.URL)
+	a, b := budgetReplicas(t, srv.URL(), "open", 2000, 60, fake.URL)
 	chat := `{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`
 	steps := []struct {
 		name string
@@ -77,8 +79,9 @@ func TestReplicasShareTokenBudget(t *testing.T) {
 		t.Errorf("team-a on B = %+v (window %+v); want 3 requests, 52 prompt, 8 completion tokens, 0 remaining", u, u.Window)
 	}
 	// A's own figure (30) is trusted for keyusage.Fresh; past it A reads
-	// the fleet-wide 60.
-	time.Sleep(time.Until(chargedOnA.Add(keyusage.Fresh)))
+	// the fleet-wide 60. The wait is the bound itself, plus a little for
+	// the charge, made as the response ends.
+	time.Sleep(time.Until(chargedOnA.Add(keyusage.Fresh + 20*time.Millisecond)))
 	before := fake.RequestsTo("/api/chat")
 	if status, body := call(t, a.URL, "POST", "/api/chat", teamKey, chat); status != 429 || !strings.Contains(body, "60 of 60") {
 		t.Errorf("A with the budget spent on A and B: %d %s; want 429 naming 60 of 60", status, body)
@@ -103,7 +106,7 @@ func TestReplicasTokenBudgetRedisDown(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			srv := redistest.Start(t)
 			fake := ollamatest.New(t, ollamatest.WithTokens("a", "b", "c", "d"))
-			_, b := budgetReplicas(t, srv.URL(), tt.mode, 1000, fake.URL)
+			_, b := budgetReplicas(t, srv.URL(), tt.mode, 50, 1000, fake.URL)
 			srv.Stop()
 			start := time.Now()
 			status, body := call(t, b.URL, "POST", "/api/chat", teamKey, chat)

@@ -12,7 +12,7 @@ import (
 
 func newRedis(t *testing.T, url string, closed bool) (*keyusage.Redis, *keyusage.Memory) {
 	t.Helper()
-	c, err := redisstore.New(redisstore.Options{URL: url, KeyPrefix: "t:", Timeout: 200 * time.Millisecond, Backoff: time.Millisecond})
+	c, err := redisstore.New(redisstore.Options{URL: url, KeyPrefix: "t:", Timeout: 2 * time.Second, Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
