@@ -66,19 +66,18 @@ func (k *Key) ModelFilter() func(name string) bool {
 	return k.Models.AllowsName
 }
 
-// setPolicy copies the policy of entry e onto k.
-func (k *Key) setPolicy(e config.KeyEntry) {
-	k.Policy = e
-	k.Policy.Key, k.Policy.SHA256 = "", ""
-	k.Label = e.Name
-	k.Models = NewModelSet(e.Models)
-	if r := e.RateLimit; r != nil {
+// setPolicy copies policy p onto k.
+func (k *Key) setPolicy(p config.KeyPolicy) {
+	k.Policy = config.KeyEntry{KeyPolicy: p}
+	k.Label = p.Name
+	k.Models = NewModelSet(p.Models)
+	if r := p.RateLimit; r != nil {
 		k.RateLimit, k.RateWindow = r.MaxRequests, r.Window()
 	}
-	if t := e.Tokens; t != nil {
+	if t := p.Tokens; t != nil {
 		k.TokenMax, k.TokenWindow = t.Max, t.Window()
 	}
-	k.Expires, _ = e.Expiry()
+	k.Expires, _ = p.Expiry()
 }
 
 // KeySet is an immutable set of API keys, looked up by SHA-256 digest. It
@@ -112,7 +111,7 @@ func NewKeySet(apiKeys, adminKeys []config.KeyEntry) *KeySet {
 		}
 		k.Admin = k.Admin || admin
 		if e.HasPolicy() {
-			k.setPolicy(e)
+			k.setPolicy(e.KeyPolicy)
 		}
 	}
 	for _, e := range apiKeys {

@@ -55,9 +55,9 @@ func TestModelSetAllocs(t *testing.T) {
 func TestKeySetPolicy(t *testing.T) {
 	s := NewKeySet([]config.KeyEntry{
 		{Key: "plain"},
-		{Key: "team", Name: "team-a", Models: []string{"llama3.2"},
+		{Key: "team", KeyPolicy: config.KeyPolicy{Name: "team-a", Models: []string{"llama3.2"},
 			RateLimit: &config.RateOverride{MaxRequests: 5, TimeWindowSeconds: 60},
-			Tokens:    &config.TokenBudget{Max: 100, WindowSeconds: 3600}, ExpiresAt: "2027-01-31T00:00:00Z"},
+			Tokens:    &config.TokenBudget{Max: 100, WindowSeconds: 3600}, ExpiresAt: "2027-01-31T00:00:00Z"}},
 	}, []config.KeyEntry{{Key: "team"}})
 	team := s.Lookup([]byte("team"))
 	if team == nil || !team.Admin || team.Label != "team-a" || team.DisplayName() != "team-a" ||

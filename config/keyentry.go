@@ -33,6 +33,16 @@ type KeyEntry struct {
 	// SHA256 is the SHA-256 digest of the key in 64 hex digits, the object
 	// form of a "sha256:" string entry.
 	SHA256 string `json:"sha256,omitempty"`
+	// KeyPolicy is what the key may do: its name, models, rate, token
+	// budget and expiry. Its fields appear in the entry's JSON object.
+	KeyPolicy
+}
+
+// KeyPolicy is the policy of a key entry, shared by the secret-key form
+// ([KeyEntry]) and the public-key form ([PublicKey]) of apiKeys and
+// adminKeys entries, and validated by the same code for both. The zero
+// value imposes nothing.
+type KeyPolicy struct {
 	// Name is a label for the key, shown in logs, usage and metrics
 	// instead of the key id; at most 64 characters of [A-Za-z0-9._-].
 	// Optional; names need not be unique but should be.
@@ -93,18 +103,19 @@ func (e KeyEntry) Digest() [32]byte { return KeyDigest(e.Credential()) }
 // ID returns the public id of the entry's key ([KeyID] of its Digest).
 func (e KeyEntry) ID() string { return KeyID(e.Digest()) }
 
-// HasPolicy reports whether the entry has any field beyond its key.
-func (e KeyEntry) HasPolicy() bool {
-	return e.Name != "" || len(e.Models) > 0 || e.RateLimit != nil || e.Tokens != nil || e.ExpiresAt != ""
+// HasPolicy reports whether the policy sets any field: for an entry,
+// whether it has any field beyond its key.
+func (p KeyPolicy) HasPolicy() bool {
+	return p.Name != "" || len(p.Models) > 0 || p.RateLimit != nil || p.Tokens != nil || p.ExpiresAt != ""
 }
 
-// Expiry returns ExpiresAt as a time, and false when the entry does not
+// Expiry returns ExpiresAt as a time, and false when the key does not
 // expire (or ExpiresAt does not parse, which Validate reports).
-func (e KeyEntry) Expiry() (time.Time, bool) {
-	if e.ExpiresAt == "" {
+func (p KeyPolicy) Expiry() (time.Time, bool) {
+	if p.ExpiresAt == "" {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339, e.ExpiresAt)
+	t, err := time.Parse(time.RFC3339, p.ExpiresAt)
 	return t, err == nil
 }
 
@@ -179,6 +190,13 @@ func (v *validator) keyEntry(field string, e KeyEntry) {
 		}
 		v.secret(f, e.Key)
 	}
+	v.keyPolicy(field, e.KeyPolicy)
+}
+
+// keyPolicy checks the policy fields p of the entry at path field: the
+// same checks for key, sha256 and publicKey entries.
+func (v *validator) keyPolicy(field string, e KeyPolicy) {
+	sub := func(name string) string { return joinPath(field, name) }
 	if e.Name != "" && !validKeyName(e.Name) {
 		v.add(sub("name"), "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
 	}

@@ -26,9 +26,9 @@ func TestKeyEntriesMixed(t *testing.T) {
 	want := []KeyEntry{
 		{Key: "plain-key-0123456789"},
 		{Key: "sha256:" + digest},
-		{Key: "team-a-key-0123456789", Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"},
-			RateLimit: &RateOverride{600, 60}, Tokens: &TokenBudget{200000, 86400}, ExpiresAt: "2027-01-31T00:00:00Z"},
-		{SHA256: digest[:62] + "cd", Name: "digest-only"},
+		{Key: "team-a-key-0123456789", KeyPolicy: KeyPolicy{Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"},
+			RateLimit: &RateOverride{600, 60}, Tokens: &TokenBudget{200000, 86400}, ExpiresAt: "2027-01-31T00:00:00Z"}},
+		{SHA256: digest[:62] + "cd", KeyPolicy: KeyPolicy{Name: "digest-only"}},
 	}
 	for i, w := range want {
 		g, _ := json.Marshal(c.APIKeys[i])
@@ -121,7 +121,7 @@ func TestKeyEntryValidOnes(t *testing.T) {
 }
 
 func TestValidateKeyEntry(t *testing.T) {
-	err := ValidateKeyEntry(KeyEntry{Key: "k", Tokens: &TokenBudget{Max: 0, WindowSeconds: 1}})
+	err := ValidateKeyEntry(KeyEntry{Key: "k", KeyPolicy: KeyPolicy{Tokens: &TokenBudget{Max: 0, WindowSeconds: 1}}})
 	if got, want := problems(err), []string{"tokens.max: must be > 0"}; !slices.Equal(got, want) {
 		t.Errorf("ValidateKeyEntry = %q; want %q", got, want)
 	}

@@ -260,8 +260,7 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 		}
 		slices.Sort(keys)
 		known := make(map[string]bool, len(obj))
-		for i := range t.NumField() {
-			f := t.Field(i)
+		for _, f := range jsonFields(t) {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if !f.IsExported() || name == "-" {
 				continue
@@ -393,4 +392,19 @@ func joinPath(path, k string) string {
 		return k
 	}
 	return path + "." + k
+}
+
+// jsonFields returns the fields of struct type t as JSON sees them: those
+// of an embedded struct without a JSON name (KeyPolicy) in its place.
+func jsonFields(t reflect.Type) []reflect.StructField {
+	fields := make([]reflect.StructField, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			fields = append(fields, jsonFields(f.Type)...)
+			continue
+		}
+		fields = append(fields, f)
+	}
+	return fields
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"unicode"
 
 	json "github.com/goccy/go-json"
 
@@ -14,7 +13,11 @@ import (
 // PublicKey is the object form of an apiKeys or adminKeys entry that names
 // an Ollama public key instead of a shared secret:
 //
-//	{"publicKey": "ssh-ed25519 AAAA... alice@laptop", "name": "alice"}
+//	{"publicKey": "ssh-ed25519 AAAA... alice@laptop", "name": "alice",
+//	 "models": ["llama3.2"], "tokens": {"max": 200000, "windowSeconds": 86400}}
+//
+// It takes the same policy fields as a [KeyEntry] ([KeyPolicy]: name,
+// models, rateLimit, tokens, expiresAt), checked the same way.
 //
 // A client holding the private key (the ollama CLI, or any program using
 // github.com/ollama/ollama/api, with OLLAMA_AUTH=1) signs its requests
@@ -25,9 +28,9 @@ type PublicKey struct {
 	// PublicKey is the line of ~/.ollama/id_ed25519.pub:
 	// "ssh-ed25519 <base64> [comment]". Required; only ed25519 keys.
 	PublicKey string `json:"publicKey"`
-	// Name labels the key for people reading the config; optional,
-	// printable, at most 64 characters.
-	Name string `json:"name,omitempty"`
+	// KeyPolicy is what the key may do, as for a [KeyEntry]. Its fields
+	// appear in the entry's JSON object.
+	KeyPolicy
 
 	// pos is 1 + the entry's index in its JSON list, 0 for an entry built
 	// in Go: field names in errors use it.
@@ -150,9 +153,7 @@ func (v *validator) publicKeys(field string, pubs []PublicKey) {
 		} else if _, _, err := sshkey.ParseLine(k.PublicKey); err != nil {
 			v.add(f+".publicKey", err.Error())
 		}
-		if len(k.Name) > 64 || strings.IndexFunc(k.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-			v.add(f+".name", "must be at most 64 printable characters")
-		}
+		v.keyPolicy(f, k.KeyPolicy)
 	}
 }
 

@@ -44,6 +44,24 @@ func TestParsePublicKeyEntries(t *testing.T) {
 	}
 }
 
+func TestParsePublicKeyPolicy(t *testing.T) {
+	alice := testPublicKeyLine(1)
+	c, err := Parse([]byte(withAddr(`"apiKeys": ["k1", {"publicKey": "` + alice + `", "name": "alice",` +
+		`"models": ["llama3.2", "qwen2.5:*"], "rateLimit": {"maxRequests": 600, "timeWindowSeconds": 60},` +
+		`"tokens": {"max": 200000, "windowSeconds": 86400}, "expiresAt": "2027-01-31T00:00:00Z"}]`)))
+	if err != nil {
+		t.Fatalf("Parse error: %v", err)
+	}
+	want := []PublicKey{{PublicKey: alice, pos: 2, KeyPolicy: KeyPolicy{Name: "alice", Models: []string{"llama3.2", "qwen2.5:*"},
+		RateLimit: &RateOverride{600, 60}, Tokens: &TokenBudget{200000, 86400}, ExpiresAt: "2027-01-31T00:00:00Z"}}}
+	if !reflect.DeepEqual(c.APIPublicKeys, want) {
+		t.Errorf("APIPublicKeys = %+v; want %+v", c.APIPublicKeys, want)
+	}
+	if exp, ok := c.APIPublicKeys[0].Expiry(); !ok || exp.Year() != 2027 {
+		t.Errorf("Expiry = %v, %v; want 2027", exp, ok)
+	}
+}
+
 func TestPublicKeyEntryErrors(t *testing.T) {
 	alice := testPublicKeyLine(1)
 	rsa := "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 bob@host"
@@ -51,8 +69,8 @@ func TestPublicKeyEntryErrors(t *testing.T) {
 		name, fields string
 		want         []string
 	}{
-		{"unknown field", `"apiKeys": ["k", {"publicKey": "` + alice + `", "models": ["x"]}]`,
-			[]string{"apiKeys[1].models: unknown field"}},
+		{"unknown field", `"apiKeys": ["k", {"publicKey": "` + alice + `", "key": "x"}]`,
+			[]string{"apiKeys[1].key: unknown field"}},
 		{"wrong type", `"adminKeys": [{"publicKey": 7}]`,
 			[]string{"adminKeys[0].publicKey: expected a string, got number"}},
 		{"missing", `"apiKeys": [{"name": "alice"}]`,
@@ -63,9 +81,20 @@ func TestPublicKeyEntryErrors(t *testing.T) {
 		{"index after an object", `"apiKeys": [{"publicKey": "` + alice + `"}, "k", "a b"]`,
 			[]string{"apiKeys[2]: must be printable ASCII without spaces or control characters"}},
 		{"name", `"apiKeys": [{"publicKey": "` + alice + `", "name": "a\u0007"}]`,
-			[]string{"apiKeys[0].name: must be at most 64 printable characters"}},
+			[]string{"apiKeys[0].name: must be 1 to 64 characters of A-Z a-z 0-9 . _ -"}},
 		{"name too long", `"apiKeys": [{"publicKey": "` + alice + `", "name": "` + strings.Repeat("n", 65) + `"}]`,
-			[]string{"apiKeys[0].name: must be at most 64 printable characters"}},
+			[]string{"apiKeys[0].name: must be 1 to 64 characters of A-Z a-z 0-9 . _ -"}},
+		// The policy fields are checked as a key entry's, at the entry's
+		// index in the file.
+		{"policy", `"apiKeys": ["k", {"publicKey": "` + alice + `", "models": ["a b", "ok"],` +
+			`"rateLimit": {"maxRequests": 0, "timeWindowSeconds": 60}, "tokens": {"max": 0, "windowSeconds": 0},` +
+			`"expiresAt": "tomorrow"}]`,
+			[]string{`apiKeys[1].models[0]: "a b" must not contain spaces, quotes or control characters`,
+				"apiKeys[1].rateLimit.maxRequests: must be > 0",
+				"apiKeys[1].tokens.max: must be > 0", "apiKeys[1].tokens.windowSeconds: must be > 0",
+				`apiKeys[1].expiresAt: "tomorrow" is not an RFC 3339 time like 2027-01-31T00:00:00Z`}},
+		{"policy type", `"adminKeys": ["k", "k2", {"publicKey": "` + alice + `", "tokens": {"max": "lots"}}]`,
+			[]string{"adminKeys[2].tokens.max: expected a number, got string"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -249,7 +249,7 @@ func readKeyPolicy(body []byte) (config.KeyEntry, error) {
 	if err := dec.Decode(&p); err != nil {
 		return config.KeyEntry{}, fmt.Errorf("the body must be a JSON object of name, models, rateLimit, tokens, expiresAt: %w", err)
 	}
-	e := config.KeyEntry{Key: "x", Name: p.Name, Models: p.Models, RateLimit: p.RateLimit, Tokens: p.Tokens, ExpiresAt: p.ExpiresAt}
+	e := config.KeyEntry{Key: "x", KeyPolicy: config.KeyPolicy{Name: p.Name, Models: p.Models, RateLimit: p.RateLimit, Tokens: p.Tokens, ExpiresAt: p.ExpiresAt}}
 	if err := config.ValidateKeyEntry(e); err != nil {
 		return config.KeyEntry{}, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 	}

@@ -355,7 +355,7 @@ func TestConsoleStatePolicy(t *testing.T) {
 	fakeB := ollamatest.New(t)
 	cfg := baseConfig(fakeA.URL, fakeB.URL)
 	cfg.AdminKeys = config.Keys(consoleAdmin)
-	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: "alice-key-0123456789abcdef", Name: "alice", Models: []string{"llama3.2"}})
+	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: "alice-key-0123456789abcdef", KeyPolicy: config.KeyPolicy{Name: "alice", Models: []string{"llama3.2"}}})
 	cfg.Console.Enabled = true
 	cfg.LoadBalancer.HealthCheckIntervalInSeconds = 1
 	gw := startFileGateway(t, cfg)

@@ -43,7 +43,7 @@ func call(t *testing.T, gwURL, method, path, key, body string, hdr ...string) (i
 // models (an object entry) and an admin key, mixed in one file.
 func policyKeys(c *config.Config) {
 	c.APIKeys = []config.KeyEntry{{Key: testKey},
-		{Key: teamKey, Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"}}}
+		{Key: teamKey, KeyPolicy: config.KeyPolicy{Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"}}}}
 	c.AdminKeys = config.Keys(adminKey)
 }
 
@@ -177,8 +177,8 @@ func TestFilterModelList(t *testing.T) {
 func TestKeyExpiry(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIKeys = []config.KeyEntry{{Key: testKey, ExpiresAt: "2099-01-01T00:00:00Z"},
-			{Key: teamKey, Name: "old", ExpiresAt: "2020-01-01T00:00:00Z"}}
+		c.APIKeys = []config.KeyEntry{{Key: testKey, KeyPolicy: config.KeyPolicy{ExpiresAt: "2099-01-01T00:00:00Z"}},
+			{Key: teamKey, KeyPolicy: config.KeyPolicy{Name: "old", ExpiresAt: "2020-01-01T00:00:00Z"}}}
 	}, fake.URL)
 	if status, body := call(t, gw.URL, "GET", "/api/version", testKey, ""); status != 200 {
 		t.Errorf("unexpired key: %d %s; want 200", status, body)
@@ -195,7 +195,7 @@ func TestKeyOwnRate(t *testing.T) {
 	fake := ollamatest.New(t)
 	gw := startGateway(t, func(c *config.Config) {
 		c.APIKeys = []config.KeyEntry{{Key: testKey},
-			{Key: teamKey, RateLimit: &config.RateOverride{MaxRequests: 2, TimeWindowSeconds: 3600}}}
+			{Key: teamKey, KeyPolicy: config.KeyPolicy{RateLimit: &config.RateOverride{MaxRequests: 2, TimeWindowSeconds: 3600}}}}
 	}, fake.URL)
 	var got []int
 	for range 3 {
@@ -259,7 +259,7 @@ func TestModelManagementAdminOnly(t *testing.T) {
 func TestKeyPolicyReloadLive(t *testing.T) {
 	fake := ollamatest.New(t, ollamatest.WithModels("llama3.2", "mistral"))
 	cfg := baseConfig(fake.URL)
-	cfg.APIKeys = []config.KeyEntry{{Key: testKey, Name: "team", Models: []string{"llama3.2"}}}
+	cfg.APIKeys = []config.KeyEntry{{Key: testKey, KeyPolicy: config.KeyPolicy{Name: "team", Models: []string{"llama3.2"}}}}
 	gw := startFileGateway(t, cfg)
 	chat := `{"model":"mistral","stream":false,"messages":[]}`
 	if status, _ := call(t, gw.URL, "POST", "/api/chat", testKey, chat); status != 403 {

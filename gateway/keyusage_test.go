@@ -21,7 +21,7 @@ func TestTokenBudget(t *testing.T) {
 	fake := ollamatest.New(t, ollamatest.WithTokens(tokens...))
 	gw := startGateway(t, func(c *config.Config) {
 		c.APIKeys = []config.KeyEntry{{Key: testKey},
-			{Key: teamKey, Name: "team-a", Tokens: &config.TokenBudget{Max: 40, WindowSeconds: 3600}}}
+			{Key: teamKey, KeyPolicy: config.KeyPolicy{Name: "team-a", Tokens: &config.TokenBudget{Max: 40, WindowSeconds: 3600}}}}
 		c.AdminKeys = config.Keys(adminKey)
 	}, fake.URL)
 	chat := `{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}` // streamed NDJSON

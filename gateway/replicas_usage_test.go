@@ -20,7 +20,7 @@ func budgetReplicas(t *testing.T, url, mode string, ms int, max int64, fake stri
 	t.Helper()
 	set := func(c *config.Config) {
 		c.APIKeys = []config.KeyEntry{{Key: testKey},
-			{Key: teamKey, Name: "team-a", Tokens: &config.TokenBudget{Max: max, WindowSeconds: 3600}}}
+			{Key: teamKey, KeyPolicy: config.KeyPolicy{Name: "team-a", Tokens: &config.TokenBudget{Max: max, WindowSeconds: 3600}}}}
 		c.AdminKeys = config.Keys(adminKey)
 		c.Redis = &config.Redis{URL: url, KeyPrefix: "test:", FailMode: mode, TimeoutMilliseconds: ms, LeaseMilliseconds: 30000}
 	}

@@ -90,7 +90,7 @@ func TestOllamaClientSignedRequests(t *testing.T) {
 	line := newOllamaHome(t)
 	fake := ollamatest.New(t, ollamatest.WithModels("llama3.2", "qwen2.5"))
 	gw := startGateway(t, func(c *config.Config) {
-		c.APIPublicKeys = []config.PublicKey{{PublicKey: line, Name: "alice"}}
+		c.APIPublicKeys = []config.PublicKey{{PublicKey: line, KeyPolicy: config.KeyPolicy{Name: "alice"}}}
 	}, fake.URL)
 	t.Setenv("OLLAMA_HOST", gw.URL)
 	client, err := api.ClientFromEnvironment()

@@ -21,7 +21,7 @@ func TestTokenBudgetOpenAIStreamWithoutUsage(t *testing.T) {
 	fake := ollamatest.New(t, ollamatest.WithTokens("a", "b", "c", "d")) // 26 prompt + 4 completion tokens
 	gw := startGateway(t, func(c *config.Config) {
 		c.APIKeys = []config.KeyEntry{{Key: testKey},
-			{Key: teamKey, Name: "team-a", Tokens: &config.TokenBudget{Max: 60, WindowSeconds: 3600}}}
+			{Key: teamKey, KeyPolicy: config.KeyPolicy{Name: "team-a", Tokens: &config.TokenBudget{Max: 60, WindowSeconds: 3600}}}}
 		c.AdminKeys = config.Keys(adminKey)
 	}, fake.URL)
 

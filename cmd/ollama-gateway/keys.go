@@ -107,7 +107,7 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 
 // entry returns the key entry the flags give, validated, without a key.
 func (p *policyFlags) entry() (config.KeyEntry, error) {
-	e := config.KeyEntry{Name: p.name, ExpiresAt: p.expires}
+	e := config.KeyEntry{KeyPolicy: config.KeyPolicy{Name: p.name, ExpiresAt: p.expires}}
 	if p.models != "" {
 		for m := range strings.SplitSeq(p.models, ",") {
 			e.Models = append(e.Models, strings.TrimSpace(m))

@@ -19,9 +19,9 @@ func TestAddEntryAndRemoveObjectEntries(t *testing.T) {
 		"    {\"sha256\": \"" + digest + "\", \"name\": \"by-digest\"}\n  ]\n}\n"
 	path := writeConfig(t, doc)
 
-	e := config.KeyEntry{Key: "team-key-0123456789", Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"},
+	e := config.KeyEntry{Key: "team-key-0123456789", KeyPolicy: config.KeyPolicy{Name: "team-a", Models: []string{"llama3.2", "qwen2.5:*"},
 		RateLimit: &config.RateOverride{MaxRequests: 600, TimeWindowSeconds: 60},
-		Tokens:    &config.TokenBudget{Max: 200000, WindowSeconds: 86400}, ExpiresAt: "2027-01-31T00:00:00Z"}
+		Tokens:    &config.TokenBudget{Max: 200000, WindowSeconds: 86400}, ExpiresAt: "2027-01-31T00:00:00Z"}}
 	c, err := AddEntry(path, e)
 	if err != nil {
 		t.Fatalf("AddEntry error: %v", err)
