@@ -150,7 +150,8 @@ type PublicKeySet struct {
 
 // NewPublicKeySet builds the set of the public keys of apiKeys and
 // adminKeys, as config validates them; invalid entries are skipped. A key
-// listed in both has admin scope. A key's [Key.ID] is the first 16 bytes
+// listed in both has admin scope, and the policy of the one entry that
+// gives it one (as in [NewKeySet]). A key's [Key.ID] is the first 16 bytes
 // of its fingerprint and its Name the first 16 hex digits, as for other
 // keys.
 func NewPublicKeySet(apiKeys, adminKeys []config.PublicKey) *PublicKeySet {
@@ -160,13 +161,16 @@ func NewPublicKeySet(apiKeys, adminKeys []config.PublicKey) *PublicKeySet {
 		if fp == ([32]byte{}) {
 			return
 		}
-		if k, ok := s.keys[fp]; ok {
-			k.Admin = k.Admin || admin
-			return
+		k, ok := s.keys[fp]
+		if !ok {
+			k = &Key{Name: config.KeyID(fp)}
+			copy(k.ID[:], fp[:16])
+			s.keys[fp] = k
 		}
-		k := &Key{Name: config.KeyID(fp), Admin: admin, Label: e.Name}
-		copy(k.ID[:], fp[:16])
-		s.keys[fp] = k
+		k.Admin = k.Admin || admin
+		if e.HasPolicy() {
+			k.setPolicy(e.KeyPolicy)
+		}
 	}
 	for _, e := range apiKeys {
 		add(e, false)

@@ -224,3 +224,37 @@ func BenchmarkPublicKeySetAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// TestPublicKeySetPolicy: a publicKey entry's policy becomes its Key's, as
+// NewKeySet builds it for a secret key; the entry listed again in
+// adminKeys without a policy keeps it.
+func TestPublicKeySetPolicy(t *testing.T) {
+	alice, bob := newTestSigner(1), newTestSigner(2)
+	team := alice.entry()
+	team.KeyPolicy = config.KeyPolicy{Name: "team-a", Models: []string{"llama3.2"},
+		RateLimit: &config.RateOverride{MaxRequests: 5, TimeWindowSeconds: 60},
+		Tokens:    &config.TokenBudget{Max: 100, WindowSeconds: 3600}, ExpiresAt: "2027-01-31T00:00:00Z"}
+	set := NewPublicKeySet([]config.PublicKey{team, bob.entry()}, []config.PublicKey{alice.entry()})
+	byName := map[string]*Key{}
+	for _, k := range set.All() {
+		byName[k.DisplayName()] = k
+	}
+	k := byName["team-a"]
+	if k == nil || !k.Admin || k.RateLimit != 5 || k.RateWindow != time.Minute || k.TokenMax != 100 || k.TokenWindow != time.Hour {
+		t.Fatalf("team key = %+v; want admin team-a with its rate and budget", k)
+	}
+	if exp := time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC); !k.Expires.Equal(exp) {
+		t.Errorf("Expires = %v; want %v", k.Expires, exp)
+	}
+	if f := k.ModelFilter(); f == nil || !f("llama3.2:latest") || f("mistral") {
+		t.Error("team's model filter does not keep exactly llama3.2")
+	}
+	if k.Policy.Name != "team-a" || k.Policy.Credential() != "" {
+		t.Errorf("Policy = %+v; want team-a's, without a credential", k.Policy)
+	}
+	for _, k := range set.All() {
+		if k.Label == "" && (k.ModelFilter() != nil || !k.Expires.IsZero() || k.Admin) {
+			t.Errorf("bob's key = %+v; want no policy", k)
+		}
+	}
+}
