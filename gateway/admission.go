@@ -160,7 +160,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, p *policy, r *request) 
 	var signedErr error
 	if p.signed.Len() > 0 {
 		if r.key, signedErr = authenticateSigned(ctx, p); r.key != nil {
-			return true
+			return g.notExpired(ctx, r)
 		}
 	}
 	if d := g.limits.Allow(limiter.AddrKey(r.ip).WithScope(scopeAuthFail), p.authFailRate, ctx.Time()); !d.Allowed {

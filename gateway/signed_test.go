@@ -130,6 +130,59 @@ func TestOllamaClientSignedRequests(t *testing.T) {
 	}
 }
 
+// TestSignedKeyPolicy: a publicKey entry's policy holds for the signed
+// identity as for a secret key: Ollama's own client with models
+// ["llama3.2"] chats with llama3.2, gets 403 for another model and lists
+// only its models; an expired signed identity gets 401 "key expired".
+func TestSignedKeyPolicy(t *testing.T) {
+	line := newOllamaHome(t)
+	fake := ollamatest.New(t, ollamatest.WithModels("llama3.2", "qwen2.5"))
+	gw := startGateway(t, func(c *config.Config) {
+		c.APIPublicKeys = []config.PublicKey{{PublicKey: line,
+			KeyPolicy: config.KeyPolicy{Name: "alice", Models: []string{"llama3.2"}}}}
+	}, fake.URL)
+	t.Setenv("OLLAMA_HOST", gw.URL)
+	client, err := api.ClientFromEnvironment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	list, err := client.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var names []string
+	for _, m := range list.Models {
+		names = append(names, m.Name)
+	}
+	if len(names) != 1 || !strings.HasPrefix(names[0], "llama3.2") {
+		t.Errorf("List = %q; want llama3.2 only", names)
+	}
+	chat := func(model string) error {
+		return client.Chat(ctx, &api.ChatRequest{Model: model, Messages: []api.Message{{Role: "user", Content: "hi"}}},
+			func(api.ChatResponse) error { return nil })
+	}
+	if err := chat("llama3.2"); err != nil {
+		t.Errorf("Chat llama3.2: %v; want it allowed", err)
+	}
+	before := fake.RequestsTo("/api/chat")
+	var se api.StatusError
+	if err := chat("qwen2.5"); !errors.As(err, &se) || se.StatusCode != 403 ||
+		se.ErrorMessage != "model 'qwen2.5' is not allowed for this key" {
+		t.Errorf("Chat qwen2.5: %v; want 403 model 'qwen2.5' is not allowed for this key", err)
+	}
+	if n := fake.RequestsTo("/api/chat"); n != before {
+		t.Errorf("backend got %d more chats; want none for the refused model", n-before)
+	}
+
+	expired := startGateway(t, func(c *config.Config) {
+		c.APIPublicKeys = []config.PublicKey{{PublicKey: line, KeyPolicy: config.KeyPolicy{ExpiresAt: "2020-01-01T00:00:00Z"}}}
+	}, fake.URL)
+	if resp, body := signedDo(t, expired.URL, "GET", "/api/tags", time.Now().Unix(), nil); resp.StatusCode != 401 || errorOf(t, body) != "key expired" {
+		t.Errorf("expired signed key: %d %s; want 401 key expired", resp.StatusCode, body)
+	}
+}
+
 // TestSignedRequestRefused: a wrong signature, an unlisted key, a stale or
 // missing ts get 401 with Ollama's error shape, before any backend.
 func TestSignedRequestRefused(t *testing.T) {
