@@ -315,3 +315,37 @@ func TestAuthenticatePlainKeyNoAllocs(t *testing.T) {
 		t.Errorf("authenticate with a plain key: %v allocations; want 0", allocs)
 	}
 }
+
+// TestRevokePublicKey: DELETE /config/keys/<id> with the id of a publicKey
+// entry (the first 16 hex of the SHA-256 of its wire format) removes it
+// from the file, and its signed requests are refused at once.
+func TestRevokePublicKey(t *testing.T) {
+	line := newOllamaHome(t)
+	fake := ollamatest.New(t)
+	path := filepath.Join(t.TempDir(), "config.json")
+	doc := `{"ollamaAddresses": ["` + fake.URL + `"], "logging": false,
+  "apiKeys": ["` + testKey + `", {"publicKey": "` + line + `", "name": "alice"}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := serve(t, listen(t), loaded, nil, WithConfigPath(path))
+	if resp, body := signedDo(t, gw.URL, "GET", "/api/tags", time.Now().Unix(), nil); resp.StatusCode != 200 {
+		t.Fatalf("listed key: %d %s; want 200", resp.StatusCode, body)
+	}
+	id := config.KeyID(loaded.APIPublicKeys[0].Fingerprint())
+	if resp, body := do(t, gw.URL, "DELETE", "/config/keys/"+id, "Bearer "+testKey, nil); resp.StatusCode != 200 || body != `{"removed":1}` {
+		t.Fatalf("revoke: %d %s; want 200 {\"removed\":1}", resp.StatusCode, body)
+	}
+	if resp, body := signedDo(t, gw.URL, "GET", "/api/tags", time.Now().Unix(), nil); resp.StatusCode != 401 {
+		t.Errorf("revoked key: %d %s; want 401", resp.StatusCode, body)
+	}
+	want := `{"ollamaAddresses": ["` + fake.URL + `"], "logging": false,
+  "apiKeys": ["` + testKey + `"]}`
+	if data, _ := os.ReadFile(path); string(data) != want {
+		t.Errorf("file after revoke:\n%s\nwant:\n%s", data, want)
+	}
+}

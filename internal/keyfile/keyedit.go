@@ -112,7 +112,7 @@ func insertFirstMember(data []byte, obj jsonValue, name, val string) jsonEdit {
 
 // removeKeyID returns a copy of data, a config document, without the
 // entries of every top-level "apiKeys" and "adminKeys" member whose key id
-// (KeyID of KeyDigest) is id, and n, how many entries it removed. It also
+// (KeyID of KeyDigest, or of a publicKey entry's Fingerprint) is id, and n, how many entries it removed. It also
 // removes the rateLimit.perKey entries that named only removed keys, which
 // would otherwise no longer validate. The rest of data is unchanged. The
 // result is not validated.
@@ -135,8 +135,19 @@ func removeKeyID(data []byte, id string) (out []byte, n int, err error) {
 			drop := make([]bool, len(arr.elems))
 			for i, e := range arr.elems {
 				items[i] = [2]int{e.start, e.end}
+				if e.kind != '"' && e.kind != '{' {
+					continue
+				}
 				var ke config.KeyEntry
-				if (e.kind != '"' && e.kind != '{') || json.Unmarshal(data[e.start:e.end], &ke) != nil {
+				if json.Unmarshal(data[e.start:e.end], &ke) != nil {
+					// A publicKey entry: its id is that of its fingerprint.
+					// No perKey entry can name it.
+					var pk config.PublicKey
+					if e.kind == '{' && json.Unmarshal(data[e.start:e.end], &pk) == nil &&
+						pk.Fingerprint() != ([32]byte{}) && config.KeyID(pk.Fingerprint()) == id {
+						drop[i] = true
+						n++
+					}
 					continue
 				}
 				k := ke.Credential()

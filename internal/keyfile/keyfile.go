@@ -76,8 +76,8 @@ type RemoveOptions struct {
 }
 
 // RemoveKey removes every entry of "apiKeys" and "adminKeys" whose key id
-// ([config.KeyID] of [config.KeyDigest], 16 hex digits; letter case does
-// not matter) is keyID from the config file at path, and returns the
+// ([config.KeyID] of [config.KeyDigest], or of [config.PublicKey.Fingerprint]
+// for a publicKey entry; 16 hex digits, letter case does not matter) is keyID from the config file at path, and returns the
 // config the file now holds and how many entries it removed. Entries of
 // rateLimit.perKey that named only the removed key are removed with it
 // (they would no longer validate); they are not counted.
@@ -102,13 +102,16 @@ func RemoveKey(path, keyID string, opts RemoveOptions) (*config.Config, int, err
 		}
 		return out, n, err
 	}, func(after *config.Config) error {
-		if opts.KeepLastAdminKey && before != nil && len(before.AdminKeys) > 0 && len(after.AdminKeys) == 0 {
+		if opts.KeepLastAdminKey && before != nil && adminCount(before) > 0 && adminCount(after) == 0 {
 			return fmt.Errorf("not changed: key %s: %w", id, ErrLastAdminKey)
 		}
 		return nil
 	})
 	return c, n, err
 }
+
+// adminCount returns how many admin entries, secret or public key, c has.
+func adminCount(c *config.Config) int { return len(c.AdminKeys) + len(c.AdminPublicKeys) }
 
 // editFile applies edit to the bytes of the config file at path under the
 // file's lock and, if the result parses and every check accepts its

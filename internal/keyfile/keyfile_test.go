@@ -273,3 +273,46 @@ func TestAddFirstKeyPublicKeyOnly(t *testing.T) {
 		t.Errorf("file changed:\n%s", after)
 	}
 }
+
+// TestRemovePublicKey: a publicKey entry is removed by its id (KeyID of
+// its fingerprint), with its policy, the rest of the file byte for byte;
+// the last admin entry, a public key, is kept unless forced.
+func TestRemovePublicKey(t *testing.T) {
+	alice := `{"publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS alice@laptop", "name": "alice", "models": ["llama3.2"]}`
+	id := config.KeyID(config.PublicKey{PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDt6h8Xnc4+6ZcJ1aYfI3cUSWJx5nWNRBhUkE4B3vVvS"}.Fingerprint())
+	tests := []struct {
+		name, doc, want string
+		opts            RemoveOptions
+		n               int
+		err             error
+	}{
+		{name: "api key",
+			doc:  "{\"ollamaAddresses\": [\"http://a\"],\n  \"apiKeys\": [\"key-one-0123456789\",\n    " + alice + "]}\n",
+			want: "{\"ollamaAddresses\": [\"http://a\"],\n  \"apiKeys\": [\"key-one-0123456789\"]}\n", n: 1},
+		{name: "last admin key kept",
+			doc:  "{\"ollamaAddresses\": [\"http://a\"], \"apiKeys\": [\"k-0123456789\"], \"adminKeys\": [" + alice + "]}\n",
+			opts: RemoveOptions{KeepLastAdminKey: true}, err: ErrLastAdminKey},
+		{name: "last admin key forced",
+			doc:  "{\"ollamaAddresses\": [\"http://a\"], \"apiKeys\": [\"k-0123456789\"], \"adminKeys\": [" + alice + "]}\n",
+			want: "{\"ollamaAddresses\": [\"http://a\"], \"apiKeys\": [\"k-0123456789\"], \"adminKeys\": []}\n", n: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.doc)
+			c, n, err := RemoveKey(path, id, tt.opts)
+			data, _ := os.ReadFile(path)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) || string(data) != tt.doc {
+					t.Errorf("RemoveKey = %v, file\n%s; want %v, file unchanged", err, data, tt.err)
+				}
+				return
+			}
+			if err != nil || n != tt.n || len(c.APIPublicKeys)+len(c.AdminPublicKeys) != 0 {
+				t.Fatalf("RemoveKey = %d, %v; want %d, no public key left", n, err, tt.n)
+			}
+			if string(data) != tt.want {
+				t.Errorf("file after RemoveKey:\n%s\nwant:\n%s", data, tt.want)
+			}
+		})
+	}
+}
