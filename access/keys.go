@@ -102,17 +102,7 @@ func NewKeySet(apiKeys, adminKeys []config.KeyEntry) *KeySet {
 		if e.Credential() == "" {
 			return
 		}
-		d := e.Digest()
-		k, ok := s.keys[d]
-		if !ok {
-			k = &Key{Name: config.KeyID(d)}
-			copy(k.ID[:], d[:16])
-			s.keys[d] = k
-		}
-		k.Admin = k.Admin || admin
-		if e.HasPolicy() {
-			k.setPolicy(e.KeyPolicy)
-		}
+		addKey(s.keys, e.Digest(), admin, e.KeyPolicy)
 	}
 	for _, e := range apiKeys {
 		add(e, false)
@@ -122,6 +112,23 @@ func NewKeySet(apiKeys, adminKeys []config.KeyEntry) *KeySet {
 		s.admin = true
 	}
 	return s
+}
+
+// addKey records one entry of apiKeys (admin false) or adminKeys (true)
+// under id, its digest or public-key fingerprint: the first entry of an id
+// makes its Key, a later one can only add the admin scope, and the entry
+// that carries a policy gives it.
+func addKey(keys map[[32]byte]*Key, id [32]byte, admin bool, p config.KeyPolicy) {
+	k, ok := keys[id]
+	if !ok {
+		k = &Key{Name: config.KeyID(id)}
+		copy(k.ID[:], id[:16])
+		keys[id] = k
+	}
+	k.Admin = k.Admin || admin
+	if p.HasPolicy() {
+		k.setPolicy(p)
+	}
 }
 
 // Lookup returns the key matching a presented key, or nil.

@@ -161,16 +161,7 @@ func NewPublicKeySet(apiKeys, adminKeys []config.PublicKey) *PublicKeySet {
 		if fp == ([32]byte{}) {
 			return
 		}
-		k, ok := s.keys[fp]
-		if !ok {
-			k = &Key{Name: config.KeyID(fp)}
-			copy(k.ID[:], fp[:16])
-			s.keys[fp] = k
-		}
-		k.Admin = k.Admin || admin
-		if e.HasPolicy() {
-			k.setPolicy(e.KeyPolicy)
-		}
+		addKey(s.keys, fp, admin, e.KeyPolicy)
 	}
 	for _, e := range apiKeys {
 		add(e, false)
