@@ -213,16 +213,6 @@ func (g *Gateway) KeysUsage(now time.Time) struct {
 	}{out}
 }
 
-// keyPolicy is the optional JSON body of POST /config/new-key: the policy
-// fields of a key entry.
-type keyPolicy struct {
-	Name      string               `json:"name"`
-	Models    []string             `json:"models"`
-	RateLimit *config.RateOverride `json:"rateLimit"`
-	Tokens    *config.TokenBudget  `json:"tokens"`
-	ExpiresAt string               `json:"expiresAt"`
-}
-
 // maxPolicyBody bounds the body of a new-key request.
 const maxPolicyBody = 64 << 10
 
@@ -237,19 +227,20 @@ func requestBody(ctx *fasthttp.RequestCtx, max int64) []byte {
 	return b
 }
 
-// readKeyPolicy decodes and validates the body of a new-key request; an
-// empty body is no policy. Errors name the field.
+// readKeyPolicy decodes and validates the body of a new-key request, the
+// policy fields of a key entry (config.KeyPolicy); an empty body is no
+// policy. Errors name the field.
 func readKeyPolicy(body []byte) (config.KeyEntry, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return config.KeyEntry{}, nil
 	}
-	var p keyPolicy
+	var p config.KeyPolicy
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return config.KeyEntry{}, fmt.Errorf("the body must be a JSON object of name, models, rateLimit, tokens, expiresAt: %w", err)
 	}
-	e := config.KeyEntry{Key: "x", KeyPolicy: config.KeyPolicy{Name: p.Name, Models: p.Models, RateLimit: p.RateLimit, Tokens: p.Tokens, ExpiresAt: p.ExpiresAt}}
+	e := config.KeyEntry{Key: "x", KeyPolicy: p}
 	if err := config.ValidateKeyEntry(e); err != nil {
 		return config.KeyEntry{}, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
