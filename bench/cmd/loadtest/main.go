@@ -29,6 +29,7 @@ func main() {
 	role := flag.String("role", "", "internal: run as backend, gateway or httputil")
 	listen := flag.String("listen", "127.0.0.1:0", "internal: listen address for -role")
 	upstream := flag.String("upstream", "", "internal: backend address for -role gateway/httputil")
+	redisURL := flag.String("redis", "", "internal: redis:// URL for -role gateway-redis")
 	smoke := flag.Bool("smoke", false, "tiny run (seconds) to check the harness works")
 	duration := flag.Duration("duration", 5*time.Second, "length of each short-request run")
 	streams := flag.Int("streams", 1000, "concurrent streaming chats")
@@ -36,12 +37,12 @@ func main() {
 	gap := flag.Duration("gap", 20*time.Millisecond, "pause between two tokens")
 	held := flag.Int("held", 10000, "concurrent held (paused) streams for the memory figure")
 	scenarios := flag.String("scenarios", "short,stream,held", "comma-separated scenarios to run")
-	targets := flag.String("targets", "gateway,httputil,nginx", "comma-separated proxies to compare with direct (always run)")
+	targets := flag.String("targets", "gateway,gateway-redis,httputil,nginx", "comma-separated proxies to compare with direct (always run); gateway-redis needs redis-server")
 	pin := flag.Bool("pin", false, "run each proxy alone on the last CPU, the backend and the load on the others (needs taskset and 2 CPUs)")
 	flag.Parse()
 
 	if *role != "" {
-		if err := runRole(*role, *listen, *upstream); err != nil {
+		if err := runRole(*role, *listen, *upstream, *redisURL); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest:", err)
 			os.Exit(1)
 		}
@@ -78,7 +79,7 @@ type plan struct {
 	held     int
 
 	scenarios map[string]bool // short, stream, held
-	targets   map[string]bool // gateway, httputil, nginx
+	targets   map[string]bool // gateway, gateway-redis, httputil, nginx
 	pin       bool            // proxies on a CPU of their own (pinSelf)
 }
 
@@ -144,15 +145,19 @@ type child struct {
 	name string
 	addr string
 	cmd  *exec.Cmd
+	// aux is a process the target depends on (gateway-redis: its
+	// redis-server), whose CPU time is reported in a row of its own.
+	aux *child
 }
 
-// start runs this binary with -role and waits for it to print its address.
-func start(role, upstream string, pin bool) (*child, error) {
+// start runs this binary with -role and waits for it to print its address;
+// extra are more flags for the role.
+func start(role, upstream string, pin bool, extra ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	argv := onProxyCPU(pin, self, "-role", role, "-upstream", upstream)
+	argv := onProxyCPU(pin, append([]string{self, "-role", role, "-upstream", upstream}, extra...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -177,6 +182,7 @@ func (c *child) stop() {
 	}
 	_ = c.cmd.Process.Kill()
 	_ = c.cmd.Wait()
+	c.aux.stop()
 }
 
 // pids returns the child's process and its own children (nginx workers).

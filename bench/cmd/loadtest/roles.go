@@ -22,7 +22,9 @@ const loadKey = "loadtest-key-0123456789abcdefghijklmnopqrstu"
 
 // runRole serves one process of the harness and prints its address on
 // stdout once it listens.
-func runRole(role, listen, upstream string) error {
+// Role gateway-redis is the gateway with its limits in the Redis at
+// redisURL.
+func runRole(role, listen, upstream, redisURL string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -32,7 +34,7 @@ func runRole(role, listen, upstream string) error {
 	case "backend":
 		srv := &fasthttp.Server{Handler: fastollama.Handler, Concurrency: 1 << 20}
 		return srv.Serve(ln)
-	case "gateway":
+	case "gateway", "gateway-redis":
 		cfg := config.Default()
 		cfg.OllamaAddresses = []string{"http://" + upstream}
 		cfg.APIKeys = config.Keys(loadKey)
@@ -40,6 +42,10 @@ func runRole(role, listen, upstream string) error {
 		cfg.Proxy.MaxConnsPerBackend = 20000
 		// Features on, as in production: a rate no client reaches.
 		cfg.RateLimit = config.RateLimit{Enabled: true, MaxRequests: 1 << 30, TimeWindowSeconds: 1, AuthFailuresPerMinute: 10}
+		if role == "gateway-redis" {
+			// The same limits, shared through Redis: one EVALSHA per request.
+			cfg.Redis = &config.Redis{URL: redisURL, KeyPrefix: "loadtest:", FailMode: "closed", TimeoutMilliseconds: 1000, LeaseMilliseconds: 30000}
+		}
 		gw, err := gateway.New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			return err

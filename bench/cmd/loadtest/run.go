@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -40,6 +41,18 @@ func run(p plan) error {
 		defer c.stop()
 		targets = append(targets, c)
 	}
+	if p.targets["gateway-redis"] {
+		c, err := startGatewayRedis(backend.addr, p.pin)
+		switch {
+		case errors.Is(err, errNoRedis) && os.Getenv("CI") == "":
+			fmt.Fprintln(os.Stderr, "loadtest: gateway-redis column skipped:", err)
+		case err != nil:
+			return fmt.Errorf("gateway-redis: %w", err)
+		default:
+			defer c.stop()
+			targets = append(targets, c)
+		}
+	}
 	if p.targets["nginx"] {
 		if ng, err := startNginx(backend.addr, p.pin); err == nil {
 			defer ng.stop()
@@ -65,6 +78,9 @@ func run(p plan) error {
 			fmt.Sprintf("short c=%d: req/s", conc), fmt.Sprintf("short c=%d: p50 ms", conc),
 			fmt.Sprintf("short c=%d: p99 ms", conc), fmt.Sprintf("short c=%d: p99.9 ms", conc),
 			fmt.Sprintf("short c=%d: CPU s/10k req", conc))
+		if slices.ContainsFunc(targets, func(t *child) bool { return t.aux != nil }) {
+			rows = append(rows, fmt.Sprintf("short c=%d: + redis-server CPU s/10k req", conc))
+		}
 	}
 	if p.scenarios["stream"] {
 		for _, t := range targets {
@@ -90,6 +106,10 @@ func run(p plan) error {
 func short(t *child, conc int, d time.Duration, r result) {
 	hc := &fasthttp.HostClient{Addr: t.addr, MaxConns: conc, ReadTimeout: 30 * time.Second}
 	cpu0 := t.cpu()
+	var aux0 time.Duration
+	if t.aux != nil {
+		aux0 = t.aux.cpu()
+	}
 	var n atomic.Int64
 	lats := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
@@ -113,6 +133,10 @@ func short(t *child, conc int, d time.Duration, r result) {
 	}
 	wg.Wait()
 	cpu := t.cpu() - cpu0
+	var auxCPU time.Duration
+	if t.aux != nil {
+		auxCPU = t.aux.cpu() - aux0
+	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	key := func(s string) string { return fmt.Sprintf("short c=%d: %s", conc, s) }
@@ -122,6 +146,9 @@ func short(t *child, conc int, d time.Duration, r result) {
 	r[key("p99.9 ms")] = ms(pct(all, 0.999))
 	if n.Load() > 0 {
 		r[key("CPU s/10k req")] = cpu.Seconds() * 10000 / float64(n.Load())
+		if t.aux != nil {
+			r[key("+ redis-server CPU s/10k req")] = auxCPU.Seconds() * 10000 / float64(n.Load())
+		}
 	}
 }
 
@@ -239,7 +266,8 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // printTable prints the results as markdown, each figure with its ratio to
-// direct and to httputil.
+// direct and to httputil, and a gateway variant's (gateway-redis) also to
+// gateway.
 func printTable(targets []*child, rows []string, results map[string]result) {
 	var b strings.Builder
 	b.WriteString("| metric |")
@@ -253,7 +281,7 @@ func printTable(targets []*child, rows []string, results map[string]result) {
 	b.WriteString("\n")
 	for _, row := range rows {
 		fmt.Fprintf(&b, "| %s |", row)
-		base, hu := results["direct"][row], results["httputil"][row]
+		base, hu, gw := results["direct"][row], results["httputil"][row], results["gateway"][row]
 		for _, t := range targets {
 			v, ok := results[t.name][row]
 			if !ok {
@@ -265,6 +293,9 @@ func printTable(targets []*child, rows []string, results map[string]result) {
 				fmt.Fprintf(&b, " (%.2f× direct", v/base)
 				if t.name != "httputil" && hu != 0 {
 					fmt.Fprintf(&b, ", %.2f× httputil", v/hu)
+				}
+				if strings.HasPrefix(t.name, "gateway-") && gw != 0 {
+					fmt.Fprintf(&b, ", %.2f× gateway", v/gw)
 				}
 				b.WriteString(")")
 			}
@@ -284,6 +315,22 @@ func num(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'f', 3, 64)
 	}
+}
+
+// startGatewayRedis starts a private redis-server and the gateway with its
+// limits there; the server is the target's aux process.
+func startGatewayRedis(backend string, pin bool) (*child, error) {
+	rs, err := startRedis()
+	if err != nil {
+		return nil, err
+	}
+	c, err := start("gateway-redis", backend, pin, "-redis", "redis://"+rs.addr+"/0")
+	if err != nil {
+		rs.stop()
+		return nil, err
+	}
+	c.aux = rs
+	return c, nil
 }
 
 // startNginx runs nginx (when on PATH) as a streaming reverse proxy in
