@@ -1,7 +1,9 @@
 // Command loadtest drives the same load through several targets on
 // loopback and prints one markdown table: straight to a fast fake Ollama
 // ("direct"), through the gateway (the real handler, features on), through
-// net/http/httputil.ReverseProxy, and through nginx when it is on PATH.
+// net/http/httputil.ReverseProxy, through nginx when it is on PATH, and
+// through the gateway with its limits in a private redis-server
+// ("gateway-redis", when redis-server is on PATH; ratios also to gateway).
 // Every figure is also given as a ratio to direct and to httputil measured
 // in the same run, since absolute numbers drift on shared machines.
 //
