@@ -98,7 +98,7 @@ func run(p plan) error {
 	for _, t := range targets {
 		results[t.name]["peak RSS MiB"] = float64(t.peakRSS()) / (1 << 20)
 	}
-	printTable(targets, rows, results)
+	fmt.Print(formatTable(targets, rows, results))
 	return nil
 }
 
@@ -265,10 +265,10 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// printTable prints the results as markdown, each figure with its ratio to
+// formatTable renders the results as markdown, each figure with its ratio to
 // direct and to httputil, and a gateway variant's (gateway-redis) also to
 // gateway.
-func printTable(targets []*child, rows []string, results map[string]result) {
+func formatTable(targets []*child, rows []string, results map[string]result) string {
 	var b strings.Builder
 	b.WriteString("| metric |")
 	for _, t := range targets {
@@ -303,7 +303,7 @@ func printTable(targets []*child, rows []string, results map[string]result) {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Print(b.String())
+	return b.String()
 }
 
 func num(v float64) string {
