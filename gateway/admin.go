@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/ollamagw/ollama-gateway/access"
 	"github.com/ollamagw/ollama-gateway/config"
 	"github.com/ollamagw/ollama-gateway/internal/keyfile"
 	"github.com/ollamagw/ollama-gateway/proxy"
@@ -193,24 +194,30 @@ func (g *Gateway) KeysUsage(now time.Time) struct {
 	keys := g.allKeys()
 	out := make([]KeyUsage, 0, len(keys))
 	for _, k := range keys {
-		u := g.usage.Usage(k.ID, k.TokenWindow, now)
-		e := KeyUsage{ID: k.Name, Name: k.Label, Admin: k.Admin,
-			Models: k.Policy.Models, RateLimit: k.Policy.RateLimit, Tokens: k.Policy.Tokens, ExpiresAt: k.Policy.ExpiresAt,
-			Requests: u.Total.Requests, PromptTokens: u.Total.PromptTokens, CompletionTokens: u.Total.CompletionTokens}
-		if k.TokenWindow > 0 {
-			e.Window = &WindowUsage{Start: u.WindowStart.UTC(), End: u.WindowStart.Add(k.TokenWindow).UTC(),
-				Requests: u.Window.Requests, PromptTokens: u.Window.PromptTokens, CompletionTokens: u.Window.CompletionTokens,
-				Remaining: max(0, k.TokenMax-u.Window.Tokens())}
-		}
-		if !u.LastUsed.IsZero() {
-			t := u.LastUsed.UTC()
-			e.LastUsed = &t
-		}
-		out = append(out, e)
+		out = append(out, g.keyUsage(k, now))
 	}
 	return struct {
 		Keys []KeyUsage `json:"keys"`
 	}{out}
+}
+
+// keyUsage is key k's entry in GET /config/keys' answer at now; the
+// console shows the same figures.
+func (g *Gateway) keyUsage(k *access.Key, now time.Time) KeyUsage {
+	u := g.usage.Usage(k.ID, k.TokenWindow, now)
+	e := KeyUsage{ID: k.Name, Name: k.Label, Admin: k.Admin,
+		Models: k.Policy.Models, RateLimit: k.Policy.RateLimit, Tokens: k.Policy.Tokens, ExpiresAt: k.Policy.ExpiresAt,
+		Requests: u.Total.Requests, PromptTokens: u.Total.PromptTokens, CompletionTokens: u.Total.CompletionTokens}
+	if k.TokenWindow > 0 {
+		e.Window = &WindowUsage{Start: u.WindowStart.UTC(), End: u.WindowStart.Add(k.TokenWindow).UTC(),
+			Requests: u.Window.Requests, PromptTokens: u.Window.PromptTokens, CompletionTokens: u.Window.CompletionTokens,
+			Remaining: max(0, k.TokenMax-u.Window.Tokens())}
+	}
+	if !u.LastUsed.IsZero() {
+		t := u.LastUsed.UTC()
+		e.LastUsed = &t
+	}
+	return e
 }
 
 // maxPolicyBody bounds the body of a new-key request.

@@ -385,3 +385,42 @@ func TestConsoleStatePolicy(t *testing.T) {
 		t.Errorf("keys = %+v; want alice, API scope, models [llama3.2]", st.Keys)
 	}
 }
+
+// TestConsoleKeyUsage: the keys table's data holds each key's usage, in
+// its budget window and since the start, and when it was last used: the
+// figures GET /config/keys reports.
+func TestConsoleKeyUsage(t *testing.T) {
+	fake := ollamatest.New(t, ollamatest.WithTokens("a", "b", "c", "d")) // eval_count 4; prompt_eval_count 26
+	cfg := baseConfig(fake.URL)
+	cfg.AdminKeys = config.Keys(consoleAdmin)
+	cfg.APIKeys = append(cfg.APIKeys, config.KeyEntry{Key: teamKey,
+		KeyPolicy: config.KeyPolicy{Name: "team-a", Tokens: &config.TokenBudget{Max: 1000, WindowSeconds: 3600}}})
+	cfg.Console.Enabled = true
+	gw := startFileGateway(t, cfg)
+	chat := `{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}`
+	for i := 0; i < 2; i++ {
+		if status, body := call(t, gw.URL, "POST", "/api/chat", teamKey, chat); status != 200 {
+			t.Fatalf("chat %d: %d %s", i, status, body)
+		}
+	}
+	c, _ := signIn(t, gw.URL, consoleAdmin)
+	_, body := consoleDo(t, "GET", gw.URL+"/ui/state", c.Value, "", nil, nil)
+	var st consoleState
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("state %s: %v", body, err)
+	}
+	byID := map[string]consoleKey{}
+	for _, k := range st.Keys {
+		byID[k.ID] = k
+	}
+	team, other := byID[config.KeyID(config.KeyDigest(teamKey))], byID[config.KeyID(config.KeyDigest(testKey))]
+	if team.Requests != 2 || team.PromptTokens != 52 || team.CompletionTokens != 8 || team.LastUsed == 0 || team.LastUsed > st.Now {
+		t.Errorf("team-a = %+v; want 2 requests, 52 prompt and 8 completion tokens, a last use before now", team)
+	}
+	if w := team.Window; w == nil || w.Requests != 2 || w.PromptTokens != 52 || w.CompletionTokens != 8 || w.Remaining != 1000-60 {
+		t.Errorf("team-a window = %+v; want 2 requests, 52 + 8 tokens, 940 remaining", w)
+	}
+	if other.Window != nil || other.Requests != 0 || other.LastUsed != 0 {
+		t.Errorf("the unused key without a budget = %+v; want no window, no use", other)
+	}
+}

@@ -87,7 +87,7 @@ func (c *console) reloaded(res *ReloadResult, err error) {
 
 // consoleState is the console's data, as GET <console.path>/state answers
 // it. Fields the gateway cannot fill yet (a backend's queue, loaded
-// models, per-key usage) are null.
+// models) are null.
 type consoleState struct {
 	Now      int64              `json:"now"` // Unix milliseconds
 	KeyID    string             `json:"keyId"`
@@ -141,9 +141,17 @@ type consoleKey struct {
 	// ExpiresAt is when the key expires, Unix milliseconds; 0 never.
 	ExpiresAt int64 `json:"expiresAt"`
 	Expired   bool  `json:"expired"`
-	// Usage is the key's usage in the window: not tracked yet (key
-	// policies), always null for now.
-	Usage *int64 `json:"usage"`
+	// Requests and tokens since the gateway started, as GET /config/keys
+	// reports them.
+	Requests         int64 `json:"requests"`
+	PromptTokens     int64 `json:"promptTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	// Window is the usage in the key's current token budget window, null
+	// when the key has no budget.
+	Window *WindowUsage `json:"window"`
+	// LastUsed is when the key's last request ended, Unix milliseconds; 0
+	// never.
+	LastUsed int64 `json:"lastUsed"`
 }
 
 // consoleState gathers the console's data from st and the notes.
@@ -203,7 +211,12 @@ func (g *Gateway) consoleState(st *Snapshot, se *consoleSession, now time.Time) 
 
 	// The keys of config.json, then those shared through Redis.
 	for _, k := range append(st.policy.keys.All(), g.sharedKeySet().All()...) {
-		ck := consoleKey{ID: k.Name, Name: k.Label, Admin: k.Admin, Expired: k.Expired(now)}
+		u := g.keyUsage(k, now)
+		ck := consoleKey{ID: k.Name, Name: k.Label, Admin: k.Admin, Expired: k.Expired(now),
+			Requests: u.Requests, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, Window: u.Window}
+		if u.LastUsed != nil {
+			ck.LastUsed = u.LastUsed.UnixMilli()
+		}
 		if r, on := st.policy.rateFor(k); on {
 			ck.RateLimit = formatRate(r.Limit, r.Window)
 		}

@@ -193,6 +193,17 @@
     }
   }
 
+  // usageCell shows a key's usage in its budget window, or since the
+  // gateway started when it has no budget.
+  function usageCell(k) {
+    const u = k.window || k;
+    const text = fmtNum(u.requests, 0) + (u.requests === 1 ? " request, " : " requests, ") +
+      fmtNum(u.promptTokens, 0) + " prompt + " + fmtNum(u.completionTokens, 0) + " completion tokens";
+    return el("td", {}, text, el("br"), el("small", {}, k.window ?
+      "this window, until " + fmtTime(Date.parse(k.window.end)) + "; " + fmtNum(k.window.remaining, 0) + " tokens left" :
+      "since the gateway started"));
+  }
+
   function renderKeys(keys, now) {
     const tb = $("keys").tBodies[0];
     tb.replaceChildren(...keys.map((k) => {
@@ -207,6 +218,8 @@
         el("td", {}, k.admin ? "admin" : "API"),
         el("td", {}, k.rateLimit || "off"),
         el("td", {}, policy.join("; ") || "all models, no budget"),
+        usageCell(k),
+        el("td", {}, fmtAgo(k.lastUsed, now)),
         el("td", {}, b));
     }));
   }

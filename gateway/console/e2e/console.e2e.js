@@ -90,6 +90,10 @@ function step(msg) { process.stdout.write("STEP " + msg + "\n"); }
     await page.waitForSelector(`tr[data-key="${id}"]`);
     let res = await fetch(base + "/api/tags", { headers: { Authorization: "Bearer " + key } });
     check(res.status === 200, "the minted key is refused: " + res.status);
+    await page.waitForFunction((i) => {
+      const tr = document.querySelector(`tr[data-key="${i}"]`);
+      return tr && /^1 request, /.test(tr.cells[4].textContent) && / ago$/.test(tr.cells[5].textContent);
+    }, id);
     await page.screenshot({ path: path.join(shots, "console-minted.png"), fullPage: true });
     await page.click(`tr[data-key="${id}"] button`);
     await page.waitForSelector(`tr[data-key="${id}"]`, { state: "detached" });
