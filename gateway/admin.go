@@ -49,9 +49,7 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		key, id, err := g.NewKeyWith(digest, pol)
-		if errors.Is(err, errKeysUnavailable) {
-			proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
-			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		if keysUnavailable(ctx, err) {
 			return
 		}
 		if err != nil {
@@ -79,9 +77,7 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		n, err := g.RevokeKey(id, force)
 		switch {
-		case errors.Is(err, errKeysUnavailable):
-			proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
-			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		case keysUnavailable(ctx, err):
 		case errors.Is(err, keyfile.ErrNoSuchKey):
 			proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
 		case errors.Is(err, keyfile.ErrLastAdminKey):
@@ -152,6 +148,18 @@ func (g *Gateway) NewKeyWith(digest bool, pol config.KeyEntry) (key, id string, 
 	id = config.KeyID(config.KeyDigest(key))
 	g.log.Info("API key created", "key_id", id, "key_name", pol.Name, "stored_as_digest", digest)
 	return key, id, nil
+}
+
+// keysUnavailable answers 503 with Retry-After and reports true when err
+// says the shared keys' Redis cannot be reached (a mint or revoke refused,
+// nothing done); the admin endpoints and the console answer it alike.
+func keysUnavailable(ctx *fasthttp.RequestCtx, err error) bool {
+	if !errors.Is(err, errKeysUnavailable) {
+		return false
+	}
+	proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	return true
 }
 
 // KeyUsage is one key in the answer of GET /config/keys: its public id,

@@ -107,6 +107,9 @@ func (g *Gateway) serveConsole(ctx *fasthttp.RequestCtx, st *Snapshot, r *reques
 	case sub == "/keys" && post:
 		if se, _ := g.consoleSession(ctx, st); se != nil && g.consoleCSRF(ctx, se) {
 			key, id, err := g.NewKey(string(ctx.QueryArgs().Peek("store")) == "digest")
+			if keysUnavailable(ctx, err) {
+				return
+			}
 			if err != nil {
 				proxy.WriteError(ctx, fasthttp.StatusInternalServerError, err.Error())
 				return
@@ -122,6 +125,7 @@ func (g *Gateway) serveConsole(ctx *fasthttp.RequestCtx, st *Snapshot, r *reques
 			id := sub[len("/keys/"):]
 			n, err := g.RevokeKey(id, false)
 			switch {
+			case keysUnavailable(ctx, err):
 			case errors.Is(err, keyfile.ErrNoSuchKey):
 				proxy.WriteError(ctx, fasthttp.StatusNotFound, "no key with id "+id)
 			case errors.Is(err, keyfile.ErrLastAdminKey):

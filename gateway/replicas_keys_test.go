@@ -159,3 +159,29 @@ func TestSharedKeyMintRedisDown(t *testing.T) {
 		t.Errorf("revoke with Redis down: %d; want 503", s)
 	}
 }
+
+// TestConsoleKeysRedisDown: the console's mint and revoke answer 503 with
+// Retry-After while Redis is down, as the admin endpoints do, not 500.
+func TestConsoleKeysRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	fake := ollamatest.New(t)
+	cfg := baseConfig(fake.URL)
+	cfg.AdminKeys = config.Keys(adminKey)
+	cfg.Console.Enabled = true
+	cfg.Redis = &config.Redis{URL: srv.URL(), KeyPrefix: "test:", FailMode: "open", TimeoutMilliseconds: 50, LeaseMilliseconds: 30000}
+	gw := startFileGateway(t, cfg)
+	c, csrf := signIn(t, gw.URL, adminKey)
+	resp, body := consoleDo(t, "POST", gw.URL+"/ui/keys", c.Value, csrf, nil, nil)
+	var minted struct{ Key, ID string }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &minted) != nil || minted.ID == "" {
+		t.Fatalf("mint with Redis up: %d %s", resp.StatusCode, body)
+	}
+	srv.Stop()
+	for _, a := range []struct{ method, path string }{{"POST", "/ui/keys"}, {"DELETE", "/ui/keys/" + minted.ID}} {
+		resp, body := consoleDo(t, a.method, gw.URL+a.path, c.Value, csrf, nil, nil)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(errorOf(t, body), "nothing was done") {
+			t.Errorf("%s %s with Redis down: %d Retry-After %q %s; want 503, Retry-After 1, saying nothing was done",
+				a.method, a.path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+}
