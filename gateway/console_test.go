@@ -424,3 +424,39 @@ func TestConsoleKeyUsage(t *testing.T) {
 		t.Errorf("the unused key without a budget = %+v; want no window, no use", other)
 	}
 }
+
+// TestConsoleHealthChecks: each backend shows how long its last health
+// check took, and a failed check is among the recent backend errors.
+func TestConsoleHealthChecks(t *testing.T) {
+	live, dead := ollamatest.New(t), ollamatest.New(t)
+	dead.Close()
+	cfg := baseConfig(live.URL, dead.URL)
+	cfg.AdminKeys = config.Keys(consoleAdmin)
+	cfg.Console.Enabled = true
+	cfg.LoadBalancer.HealthCheckIntervalInSeconds = 1
+	gw := startFileGateway(t, cfg)
+	c, _ := signIn(t, gw.URL, consoleAdmin)
+	var st consoleState
+	eventually(t, "both backends checked, the dead one's failure noted", func() bool {
+		_, body := consoleDo(t, "GET", gw.URL+"/ui/state", c.Value, "", nil, nil)
+		st = consoleState{}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("state %s: %v", body, err)
+		}
+		return len(st.Backends) == 2 && st.Backends[0].CheckMs != nil && st.Backends[1].CheckMs != nil && len(st.Errors) > 0
+	})
+	for _, b := range st.Backends {
+		if *b.CheckMs <= 0 || *b.CheckMs > 10000 {
+			t.Errorf("backend %s: last check %v ms; want a positive duration under the timeout", b.Name, *b.CheckMs)
+		}
+	}
+	e := st.Errors[0]
+	if e.Backend != st.Backends[1].Name || e.Kind != "health check" || e.Message == "" || e.At == 0 {
+		t.Errorf("errors = %+v; want a health check failure of %s first", st.Errors, st.Backends[1].Name)
+	}
+	for _, e := range st.Errors {
+		if e.Backend == st.Backends[0].Name {
+			t.Errorf("the live backend has an error: %+v", e)
+		}
+	}
+}

@@ -23,8 +23,9 @@ type console struct {
 	traffic  traffic
 
 	mu     sync.Mutex
-	since  map[string]healthNote // by backend name
-	errs   []backendErrorNote    // a ring of maxConsoleErrors, oldest first once full
+	since  map[string]healthNote    // by backend name
+	check  map[string]time.Duration // the last health check's duration, by backend name
+	errs   []backendErrorNote       // a ring of maxConsoleErrors, oldest first once full
 	next   int
 	reload *reloadNote
 }
@@ -51,7 +52,7 @@ type reloadNote struct {
 }
 
 func newConsole() *console {
-	return &console{since: map[string]healthNote{}}
+	return &console{since: map[string]healthNote{}, check: map[string]time.Duration{}}
 }
 
 // healthChanged notes a backend's health change (health.Options.OnChange).
@@ -61,9 +62,25 @@ func (c *console) healthChanged(name string, up bool) {
 	c.mu.Unlock()
 }
 
+// healthChecked notes an active health check of a backend: how long it
+// took and, when it failed, why, among the recent backend errors
+// (health.Options.OnCheck).
+func (c *console) healthChecked(name string, took time.Duration, reason string) {
+	c.mu.Lock()
+	c.check[name] = took
+	c.mu.Unlock()
+	if reason != "" {
+		c.noteError(name, "health check", reason)
+	}
+}
+
 // backendError notes a failed attempt to reach a backend.
 func (c *console) backendError(name, kind string, err error) {
-	n := backendErrorNote{At: time.Now().UnixMilli(), Backend: name, Kind: kind, Message: err.Error()}
+	c.noteError(name, kind, err.Error())
+}
+
+func (c *console) noteError(name, kind, msg string) {
+	n := backendErrorNote{At: time.Now().UnixMilli(), Backend: name, Kind: kind, Message: msg}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.errs) < maxConsoleErrors {
@@ -115,6 +132,9 @@ type consoleBackend struct {
 	CapSet bool          `json:"capSet"` // whether Cap is maxConcurrent
 	Models []string      `json:"models"` // nil when no list was fetched yet
 	Loaded []loadedModel `json:"loaded"` // nil when not fetched (one backend)
+	// CheckMs is how long the last active health check took, in
+	// milliseconds, failed or not; null before the first.
+	CheckMs *float64 `json:"checkMs"`
 }
 
 type loadedModel struct {
@@ -195,6 +215,10 @@ func (g *Gateway) consoleState(st *Snapshot, se *consoleSession, now time.Time) 
 		}
 		if n, ok := c.since[b.Name()]; ok {
 			cb.Since = n.since.UnixMilli()
+		}
+		if d, ok := c.check[b.Name()]; ok {
+			ms := float64(d.Microseconds()) / 1000
+			cb.CheckMs = &ms
 		}
 		if m := b.Models(); m != nil {
 			cb.Models = []string{}

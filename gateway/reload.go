@@ -220,6 +220,7 @@ func (g *Gateway) startHealth(st *Snapshot) {
 		Models:   len(backends) > 1,
 		Loaded:   len(backends) > 1,
 		OnChange: g.console.healthChanged,
+		OnCheck:  g.console.healthChecked,
 	})
 	g.checker.Store(c)
 	ctx, stop := context.WithCancel(g.ctx)

@@ -68,6 +68,11 @@ type Options struct {
 	// back into the Checker (ReportFailure would deadlock on the same
 	// target).
 	OnChange func(name string, up bool)
+	// OnCheck, if set, is called after each active check that was not cut
+	// short, with how long it took and why it failed ("" for a success),
+	// before the result is counted and without any lock held. It runs on
+	// the target's check goroutine: it must be quick.
+	OnCheck func(name string, took time.Duration, reason string)
 	// Models, if set, keeps the model list of every target that is a
 	// ModelTarget: after each successful check of it, the Checker requests
 	// Ollama's GET /api/tags (ollamaapi.LocalModelsPath; bounded by
@@ -127,6 +132,7 @@ type Checker struct {
 	ownsConn bool // client was built by New: Run closes its idle conns
 	log      *slog.Logger
 	onChange func(name string, up bool)
+	onCheck  func(name string, took time.Duration, reason string)
 }
 
 // New returns a Checker of targets, with opts completed by their defaults.
@@ -144,6 +150,7 @@ func New(targets []Target, opts Options) *Checker {
 		client:   opts.Client,
 		log:      opts.Logger,
 		onChange: opts.OnChange,
+		onCheck:  opts.OnCheck,
 	}
 	switch {
 	case c.interval == 0:
@@ -239,9 +246,13 @@ func (c *Checker) check(ctx context.Context, ts *target) {
 	epoch := ts.epoch
 	ts.mu.Unlock()
 
+	start := time.Now()
 	reason := c.probe(ctx, ts.url)
 	if ctx.Err() != nil {
 		return
+	}
+	if c.onCheck != nil {
+		c.onCheck(ts.name, time.Since(start), reason)
 	}
 	if !c.record(ts, epoch, reason) {
 		return

@@ -480,3 +480,39 @@ func TestConcurrentReports(t *testing.T) {
 		t.Errorf("state %q; want up after a final quiet check", got)
 	}
 }
+
+// TestOnCheck: every active check is reported with its duration and its
+// failure reason, "" for a success.
+func TestOnCheck(t *testing.T) {
+	srv, status := switchServer(t)
+	type report struct {
+		name   string
+		took   time.Duration
+		reason string
+	}
+	var mu sync.Mutex
+	var got []report
+	c := New([]Target{newFake(srv.URL)}, Options{Logger: slog.New(slog.DiscardHandler),
+		OnCheck: func(name string, took time.Duration, reason string) {
+			mu.Lock()
+			got = append(got, report{name, took, reason})
+			mu.Unlock()
+		}})
+	c.Check(t.Context())
+	status.Store(http.StatusInternalServerError)
+	c.Check(t.Context())
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("reports = %+v; want 2", got)
+	}
+	for i, wantFail := range []bool{false, true} {
+		r := got[i]
+		if r.name != srv.URL || r.took <= 0 || (r.reason != "") != wantFail {
+			t.Errorf("report %d = %+v; want name %s, a positive duration, failed %v", i, r, srv.URL, wantFail)
+		}
+	}
+	if !strings.Contains(got[1].reason, "500") {
+		t.Errorf("failure reason %q; want the status named", got[1].reason)
+	}
+}

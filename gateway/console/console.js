@@ -122,6 +122,7 @@
         el("th", { scope: "row" }, b.name),
         el("td", { class: "state-" + b.health, "data-state": b.health }, b.health),
         el("td", { title: fmtDateTime(b.since) }, b.since ? fmtTime(b.since) + " (" + fmtAgo(b.since, s.now) + ")" : "–"),
+        el("td", { class: "num" }, b.checkMs === null ? "–" : fmtNum(b.checkMs, 1) + " ms"),
         el("td", { class: "num", title: b.capSet ? "cap: maxConcurrent" : "cap: proxy.maxConnsPerBackend" },
           fmtNum(b.inFlight, 0) + " / " + fmtNum(b.cap, 0) + " req"),
         el("td", { class: "models" }, models),
