@@ -276,8 +276,11 @@ func TestConsoleTraffic(t *testing.T) {
 	_ = generate(gw.URL, "llama3.2") // refused by the backend: a 502, noted
 	_, body := consoleDo(t, "GET", gw.URL+"/ui/state", c.Value, "", nil, nil)
 	var st struct {
-		Traffic struct{ Points []trafficPoint }
-		Errors  []backendErrorNote
+		Traffic struct {
+			Points []trafficPoint
+			Models []modelTraffic
+		}
+		Errors []backendErrorNote
 	}
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("state %s: %v", body, err)
@@ -288,6 +291,10 @@ func TestConsoleTraffic(t *testing.T) {
 	}
 	if req != 4 || errs != 1 || tokens != 3*5 {
 		t.Errorf("traffic: %d requests, %d errors, %d tokens; want 4, 1, 15", req, errs, tokens)
+	}
+	// By the model the answers named: the refused request names none.
+	if want := []modelTraffic{{"llama3.2", 3}}; !reflect.DeepEqual(st.Traffic.Models, want) {
+		t.Errorf("traffic by model = %v; want %v", st.Traffic.Models, want)
 	}
 	connect := false
 	for _, e := range st.Errors {

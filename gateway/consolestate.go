@@ -146,6 +146,9 @@ type loadedModel struct {
 type consoleTraffic struct {
 	StepSeconds int            `json:"stepSeconds"`
 	Points      []trafficPoint `json:"points"`
+	// Models are the 15 minutes' requests by the model their answer
+	// named (the first trafficModels names, then "other"), most first.
+	Models []modelTraffic `json:"models"`
 }
 
 type consoleKey struct {
@@ -178,10 +181,11 @@ type consoleKey struct {
 func (g *Gateway) consoleState(st *Snapshot, se *consoleSession, now time.Time) *consoleState {
 	c := g.console
 	s := &consoleState{
-		Now:                   now.UnixMilli(),
-		KeyID:                 se.keyID,
-		CSRF:                  se.csrf,
-		Traffic:               consoleTraffic{StepSeconds: trafficStep, Points: c.traffic.series(now, trafficStep)},
+		Now:   now.UnixMilli(),
+		KeyID: se.keyID,
+		CSRF:  se.csrf,
+		Traffic: consoleTraffic{StepSeconds: trafficStep, Points: c.traffic.series(now, trafficStep),
+			Models: c.traffic.byModel(now)},
 		HealthIntervalSeconds: st.Config.HealthCheckInterval().Seconds(),
 		Queued:                st.Proxy.QueueLen(),
 	}

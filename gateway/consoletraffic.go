@@ -1,9 +1,18 @@
 package gateway
 
 import (
+	"sort"
 	"sync/atomic"
 	"time"
 )
+
+// trafficModels is how many model names the traffic ring counts apart:
+// the first that answers name, for the life of the process; answers for
+// any other model count as "other".
+const trafficModels = 8
+
+// otherModel names the requests for models past the first trafficModels.
+const otherModel = "other"
 
 // trafficSeconds is how far back the console's traffic ring reaches.
 const trafficSeconds = 15 * 60
@@ -20,6 +29,7 @@ type trafficBucket struct {
 	errors   atomic.Int64 // answers with a 5xx status, or cut short
 	tokens   atomic.Int64 // completion tokens
 	ttft     [len(ttftBounds) + 1]atomic.Int64
+	models   [trafficModels + 1]atomic.Int64 // requests by model slot; the last is "other"
 }
 
 // traffic is a ring of the last 15 minutes of requests, one bucket per
@@ -29,11 +39,33 @@ type trafficBucket struct {
 // reset by another goroutine of the same instant may be lost; the console
 // shows rates, which this does not visibly change.
 type traffic struct {
-	ring [trafficSeconds]trafficBucket
+	ring  [trafficSeconds]trafficBucket
+	names [trafficModels]atomic.Pointer[string] // the model of each slot, claimed once
 }
 
-// record adds one finished request at now.
-func (t *traffic) record(now time.Time, failed bool, firstByte time.Duration, tokens int) {
+// modelSlot returns model's slot: the one holding its name, else a free
+// one it claims (the only allocation, at most trafficModels times in a
+// process's life), else the "other" slot.
+func (t *traffic) modelSlot(model string) int {
+	for i := range t.names {
+		p := t.names[i].Load()
+		if p == nil {
+			s := model
+			if t.names[i].CompareAndSwap(nil, &s) {
+				return i
+			}
+			p = t.names[i].Load()
+		}
+		if *p == model {
+			return i
+		}
+	}
+	return trafficModels
+}
+
+// record adds one finished request at now, for model (as the backend's
+// answer named it; empty when it did not: counted in no model's row).
+func (t *traffic) record(now time.Time, model string, failed bool, firstByte time.Duration, tokens int) {
 	sec := now.Unix()
 	b := &t.ring[sec%trafficSeconds]
 	if old := b.sec.Load(); old != sec && b.sec.CompareAndSwap(old, sec) {
@@ -43,8 +75,14 @@ func (t *traffic) record(now time.Time, failed bool, firstByte time.Duration, to
 		for i := range b.ttft {
 			b.ttft[i].Store(0)
 		}
+		for i := range b.models {
+			b.models[i].Store(0)
+		}
 	}
 	b.requests.Add(1)
+	if len(model) > 0 {
+		b.models[t.modelSlot(model)].Add(1)
+	}
 	if failed {
 		b.errors.Add(1)
 	}
@@ -101,6 +139,39 @@ func (t *traffic) series(now time.Time, step int) []trafficPoint {
 			}
 		}
 		p.TTFTp50, p.TTFTp95 = quantile(hist[:], 0.50), quantile(hist[:], 0.95)
+	}
+	return out
+}
+
+// modelTraffic is one model's requests in the whole ring.
+type modelTraffic struct {
+	Model    string `json:"model"`
+	Requests int64  `json:"requests"`
+}
+
+// byModel sums the ring's requests by model at now: the models with
+// requests, most first, "other" last.
+func (t *traffic) byModel(now time.Time) []modelTraffic {
+	var sums [trafficModels + 1]int64
+	end := now.Unix()
+	for s := end - trafficSeconds + 1; s <= end; s++ {
+		b := &t.ring[s%trafficSeconds]
+		if b.sec.Load() != s {
+			continue
+		}
+		for i := range sums {
+			sums[i] += b.models[i].Load()
+		}
+	}
+	out := []modelTraffic{}
+	for i := range t.names {
+		if p := t.names[i].Load(); p != nil && sums[i] > 0 {
+			out = append(out, modelTraffic{*p, sums[i]})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Requests > out[j].Requests })
+	if n := sums[trafficModels]; n > 0 {
+		out = append(out, modelTraffic{otherModel, n})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -10,9 +11,9 @@ import (
 func TestTrafficSeries(t *testing.T) {
 	var tr traffic
 	t0 := time.Unix(1_800_000_000, 0)
-	tr.record(t0, false, 20*time.Millisecond, 5)
-	tr.record(t0.Add(500*time.Millisecond), true, 0, 0)
-	tr.record(t0.Add(3*time.Second), false, 2*time.Second, 7)
+	tr.record(t0, "", false, 20*time.Millisecond, 5)
+	tr.record(t0.Add(500*time.Millisecond), "", true, 0, 0)
+	tr.record(t0.Add(3*time.Second), "", false, 2*time.Second, 7)
 
 	pts := tr.series(t0.Add(9*time.Second), 10)
 	if len(pts) != trafficSeconds/10 {
@@ -31,7 +32,7 @@ func TestTrafficSeries(t *testing.T) {
 
 	// The same bucket, a ring's turn later: the old counts are gone.
 	later := t0.Add(trafficSeconds * time.Second)
-	tr.record(later, false, 0, 0)
+	tr.record(later, "", false, 0, 0)
 	pts = tr.series(later.Add(9*time.Second), 10)
 	if got := pts[len(pts)-1].Requests; got != 1 {
 		t.Errorf("requests after the ring turned = %d; want 1", got)
@@ -73,17 +74,45 @@ func TestQuantile(t *testing.T) {
 func TestTrafficRecordAllocs(t *testing.T) {
 	var tr traffic
 	now := time.Now()
-	if n := testing.AllocsPerRun(100, func() { tr.record(now, false, time.Millisecond, 3) }); n != 0 {
+	model := "llama3.2:latest"
+	tr.record(now, model, false, time.Millisecond, 3) // claims the model's slot
+	if n := testing.AllocsPerRun(100, func() { tr.record(now, model, false, time.Millisecond, 3) }); n != 0 {
 		t.Errorf("record allocates %v times; want 0", n)
 	}
 }
 
 func BenchmarkTrafficRecord(b *testing.B) {
 	var tr traffic
+	model := "llama3.2:latest"
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.record(time.Now(), false, 30*time.Millisecond, 10)
+			tr.record(time.Now(), model, false, 30*time.Millisecond, 10)
 		}
 	})
+}
+
+// TestTrafficByModel: requests count by model for the first trafficModels
+// names, the rest as "other", most first; answers naming no model and
+// those older than the ring count in no row.
+func TestTrafficByModel(t *testing.T) {
+	var tr traffic
+	t0 := time.Unix(1_700_000_000, 0)
+	tr.record(t0.Add(-trafficSeconds*time.Second), "old", false, 0, 0) // claims a slot, leaves the ring
+	for i := range trafficModels - 1 {
+		tr.record(t0, string([]byte{'m', byte('a' + i)}), false, 0, 0)
+	}
+	tr.record(t0, "ma", false, 0, 0)
+	tr.record(t0, "late-1", false, 0, 0)
+	tr.record(t0, "late-2", false, 0, 0)
+	tr.record(t0, "", false, 0, 0)
+	got := tr.byModel(t0)
+	want := []modelTraffic{{"ma", 2}}
+	for i := 1; i < trafficModels-1; i++ {
+		want = append(want, modelTraffic{string([]byte{'m', byte('a' + i)}), 1})
+	}
+	want = append(want, modelTraffic{otherModel, 2})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("byModel = %v; want %v", got, want)
+	}
 }

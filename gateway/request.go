@@ -91,7 +91,7 @@ func (r *request) Finish(res *proxy.Result) {
 		}
 	}
 	if r.st.consolePath != "" { // the console's traffic ring (consoletraffic.go)
-		g.console.traffic.record(time.Now(), res.Status >= 500 || res.Err != nil, res.FirstByte, u.Completion)
+		g.console.traffic.record(time.Now(), u.Model, res.Status >= 500 || res.Err != nil, res.FirstByte, u.Completion)
 	}
 	if r.st.Config.Logging {
 		r.log(res, u)

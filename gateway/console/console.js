@@ -151,6 +151,9 @@
     for (const p of pts) { req += p.requests; errs += p.errors; }
     $("total-requests").textContent = fmtNum(req, 0);
     $("total-errors").textContent = fmtNum(errs, 0);
+    const ms = t.models || [];
+    $("by-model").textContent = ms.length ?
+      ms.map((m) => m.model + ": " + fmtNum(m.requests, 0) + (m.requests === 1 ? " request" : " requests")).join(", ") : "none";
     const box = $("charts");
     if (!box.children.length) {
       for (const c of charts) {
