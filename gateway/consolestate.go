@@ -103,8 +103,8 @@ func (c *console) reloaded(res *ReloadResult, err error) {
 }
 
 // consoleState is the console's data, as GET <console.path>/state answers
-// it. Fields the gateway cannot fill yet (a backend's queue, loaded
-// models) are null.
+// it. A field whose value is not known yet (a backend's loaded models
+// before its first /api/ps, its last check before the first one) is null.
 type consoleState struct {
 	Now      int64              `json:"now"` // Unix milliseconds
 	KeyID    string             `json:"keyId"`
