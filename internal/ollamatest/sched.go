@@ -308,7 +308,7 @@ func (s *Server) IsLoaded(model string) bool {
 // ctx.Err() if ctx ends first.
 func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
 	for {
-		ch := s.watch.wait()
+		ch := s.watch.Wait()
 		var sc <-chan struct{}
 		if s.sched != nil {
 			sc = s.sched.Changed()

@@ -48,7 +48,7 @@ type Server struct {
 	abortedCount atomic.Int64
 	blobBytes    atomic.Int64
 	aborted      chan struct{}
-	watch        watch // notified when a request starts or ends
+	watch        scheduler.Watch // notified when a request starts or ends
 
 	mu          sync.Mutex
 	byPath      map[string]int64
@@ -209,10 +209,10 @@ func (s *Server) Close() {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	s.inFlight.Add(1)
-	s.watch.notify()
+	s.watch.Notify()
 	defer func() {
 		s.inFlight.Add(-1)
-		s.watch.notify()
+		s.watch.Notify()
 	}()
 	s.mu.Lock()
 	s.byPath[r.URL.Path]++
@@ -233,7 +233,7 @@ func (s *Server) reportAbort() {
 	case s.aborted <- struct{}{}:
 	default:
 	}
-	s.watch.notify()
+	s.watch.Notify()
 }
 
 // pacer is a counting semaphore whose release never blocks: credits are

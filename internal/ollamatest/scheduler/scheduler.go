@@ -74,7 +74,7 @@ type Scheduler struct {
 	closed    bool
 	closing   chan struct{}
 
-	watch watch
+	watch Watch
 }
 
 // runner is a loaded (or loading) model: Ollama's runnerRef.

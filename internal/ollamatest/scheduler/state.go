@@ -149,7 +149,7 @@ func (s *Scheduler) Pending() int {
 // scheduler's state: a request arriving, scheduled, given a slot or done;
 // a load starting or ending; an unload. Take it before reading the state
 // to miss no change.
-func (s *Scheduler) Changed() <-chan struct{} { return s.watch.wait() }
+func (s *Scheduler) Changed() <-chan struct{} { return s.watch.Wait() }
 
 // WaitFor waits until cond holds, evaluating it now and after every change
 // of the state (see Changed); cond must not block. It returns ctx.Err() if
@@ -175,17 +175,18 @@ func (s *Scheduler) Close() {
 }
 
 // changed wakes the watchers; s.mu is held.
-func (s *Scheduler) changed() { s.watch.notify() }
+func (s *Scheduler) changed() { s.watch.Notify() }
 
-// watch is a broadcast of "something changed" that allocates only when
-// someone waits.
-type watch struct {
+// Watch is a broadcast of "something changed" that allocates only when
+// someone waits. The zero value is ready; it is safe for concurrent use.
+// The fake Server uses one too, for its own request counts.
+type Watch struct {
 	mu sync.Mutex
 	ch chan struct{}
 }
 
-// wait returns a channel closed at the next notify.
-func (w *watch) wait() <-chan struct{} {
+// Wait returns a channel closed at the next Notify.
+func (w *Watch) Wait() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ch == nil {
@@ -194,8 +195,8 @@ func (w *watch) wait() <-chan struct{} {
 	return w.ch
 }
 
-// notify closes the channel of the current waiters.
-func (w *watch) notify() {
+// Notify closes the channel of the current waiters.
+func (w *Watch) Notify() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ch != nil {
@@ -205,9 +206,9 @@ func (w *watch) notify() {
 }
 
 // waitFor waits on w until cond holds or ctx ends.
-func waitFor(ctx context.Context, w *watch, cond func() bool) error {
+func waitFor(ctx context.Context, w *Watch, cond func() bool) error {
 	for {
-		ch := w.wait()
+		ch := w.Wait()
 		if cond() {
 			return nil
 		}
