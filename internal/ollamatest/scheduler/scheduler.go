@@ -211,16 +211,24 @@ func (s *Scheduler) acquire(ctx context.Context, model string, keepAlive *time.D
 	return l, nil
 }
 
+// await waits for ch to close: nil, or ctx.Err() or ErrClosed if the
+// caller's context or the scheduler ends first.
+func (s *Scheduler) await(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+}
+
 // waitPlaced waits for p to leave the pending queue with a runner.
 func (s *Scheduler) waitPlaced(ctx context.Context, p *pendingReq) (*runner, error) {
-	var err error
-	select {
-	case <-p.placed:
+	err := s.await(ctx, p.placed)
+	if err == nil {
 		return p.r, nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.closing:
-		err = ErrClosed
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,14 +247,9 @@ func (s *Scheduler) waitPlaced(ctx context.Context, p *pendingReq) (*runner, err
 
 // waitReady waits for r's load to end; r is joined, and left on failure.
 func (s *Scheduler) waitReady(ctx context.Context, r *runner) error {
-	var err error
-	select {
-	case <-r.ready:
+	err := s.await(ctx, r.ready)
+	if err == nil {
 		return nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.closing:
-		err = ErrClosed
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -269,14 +272,9 @@ func (s *Scheduler) waitSlot(ctx context.Context, r *runner) error {
 	r.slots = append(r.slots, w)
 	s.changed()
 	s.mu.Unlock()
-	var err error
-	select {
-	case <-w.ch:
+	err := s.await(ctx, w.ch)
+	if err == nil {
 		return nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.closing:
-		err = ErrClosed
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
