@@ -28,7 +28,7 @@ import (
 // through the gateway (fleet scheduling, maxConcurrent 4 per backend) and
 // through a plain round-robin reverse proxy, in the same run.
 const (
-	fleetRequests    = 120
+	fleetRequests    = 600
 	fleetConcurrency = 12
 	fleetLoadDelay   = 400 * time.Millisecond
 	fleetQuery       = "?tokens=20&gap=10ms"
@@ -96,6 +96,7 @@ func runFleet(b *testing.B, addr string, keys []string, scheds []*scheduler.Sche
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: fleetConcurrency}, Timeout: time.Minute}
 	ttft := make([]time.Duration, fleetRequests)
+
 	var failed atomic.Int64
 	var next atomic.Int64
 	start := time.Now()
@@ -118,6 +119,7 @@ func runFleet(b *testing.B, addr string, keys []string, scheds []*scheduler.Sche
 				req, _ := http.NewRequest("POST", "http://"+addr+"/api/chat"+fleetQuery, strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+keys[i%len(keys)])
 				t0 := time.Now()
+
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
@@ -150,6 +152,7 @@ func runFleet(b *testing.B, addr string, keys []string, scheds []*scheduler.Sche
 	}
 	b.ReportMetric(float64(ttft[fleetRequests/2].Milliseconds()), "ttft-p50-ms")
 	b.ReportMetric(float64(ttft[fleetRequests*99/100].Milliseconds()), "ttft-p99-ms")
+	b.ReportMetric(float64(ttft[fleetRequests-1].Milliseconds()), "ttft-max-ms")
 	b.ReportMetric(float64(fleetRequests)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(loads), "loads")
 	b.ReportMetric(float64(failed.Load()), "failed")
@@ -167,7 +170,8 @@ func BenchmarkFleet(b *testing.B) {
 			cfg.APIKeys = config.Keys(keys...)
 			cfg.AddressOptions = make([]config.AddressOptions, len(addrs))
 			for i := range addrs {
-				cfg.AddressOptions[i].MaxConcurrent = 4
+				// What the backends run: 2 slots per model, 2 models.
+				cfg.AddressOptions[i] = config.AddressOptions{MaxConcurrent: 4, NumParallel: 2, MaxLoadedModels: 2}
 			}
 			cfg.LoadBalancer.HealthCheckIntervalInSeconds = 1
 			gw := serveGateway(b, &cfg, nil)

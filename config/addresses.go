@@ -14,17 +14,24 @@ import (
 //
 //	"ollamaAddresses": [
 //	  "http://gpu0:11434/",
-//	  {"url": "http://gpu1:11434/", "maxConcurrent": 4}
+//	  {"url": "http://gpu1:11434/", "maxConcurrent": 4, "numParallel": 2, "maxLoadedModels": 2}
 //	]
 //
 // Parse keeps the URLs in Config.OllamaAddresses, so that everything
 // reading them is unchanged, and the options in Config.AddressOptions.
 
+// addressObject is the object form of an ollamaAddresses entry.
+type addressObject struct {
+	URL             string `json:"url"`
+	MaxConcurrent   *int   `json:"maxConcurrent"`
+	NumParallel     *int   `json:"numParallel"`
+	MaxLoadedModels *int   `json:"maxLoadedModels"`
+}
+
 // addressEntry decodes one ollamaAddresses entry in either form.
 type addressEntry struct {
-	URL           string `json:"url"`
-	MaxConcurrent *int   `json:"maxConcurrent"`
-	object        bool
+	addressObject
+	object bool
 }
 
 // UnmarshalJSON takes a string or an object.
@@ -32,20 +39,25 @@ func (e *addressEntry) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		return json.Unmarshal(b, &e.URL)
 	}
-	var o struct {
-		URL           string `json:"url"`
-		MaxConcurrent *int   `json:"maxConcurrent"`
-	}
-	if err := json.Unmarshal(b, &o); err != nil {
-		return err
-	}
-	e.URL, e.MaxConcurrent, e.object = o.URL, o.MaxConcurrent, true
-	return nil
+	e.object = true
+	return json.Unmarshal(b, &e.addressObject)
+}
+
+// addressCounts are the whole-number options of an object entry, by
+// their names in the file; each, when given, must be >= 1.
+var addressCounts = []struct {
+	name string
+	in   func(*addressObject) *int
+	out  func(*AddressOptions) *int
+}{
+	{"maxConcurrent", func(o *addressObject) *int { return o.MaxConcurrent }, func(o *AddressOptions) *int { return &o.MaxConcurrent }},
+	{"numParallel", func(o *addressObject) *int { return o.NumParallel }, func(o *AddressOptions) *int { return &o.NumParallel }},
+	{"maxLoadedModels", func(o *addressObject) *int { return o.MaxLoadedModels }, func(o *AddressOptions) *int { return &o.MaxLoadedModels }},
 }
 
 // setAddresses stores the decoded entries in c: the URLs in
 // OllamaAddresses, the options in AddressOptions (nil when every entry is
-// a string). An object's maxConcurrent, when given, must be >= 1.
+// a string). An object's counts, when given, must be >= 1.
 func (c *Config) setAddresses(entries []addressEntry) error {
 	if entries == nil {
 		return nil
@@ -61,15 +73,29 @@ func (c *Config) setAddresses(entries []addressEntry) error {
 		if c.AddressOptions == nil {
 			c.AddressOptions = make([]AddressOptions, len(entries))
 		}
-		if e.MaxConcurrent != nil {
-			if *e.MaxConcurrent < 1 {
-				errs = append(errs, &FieldError{Field: addressField(i, "maxConcurrent"), Problem: "must be >= 1"})
-				continue
+		for _, f := range addressCounts {
+			v := f.in(&e.addressObject)
+			switch {
+			case v == nil:
+			case *v < 1:
+				errs = append(errs, &FieldError{Field: addressField(i, f.name), Problem: "must be >= 1"})
+			default:
+				*f.out(&c.AddressOptions[i]) = *v
 			}
-			c.AddressOptions[i].MaxConcurrent = *e.MaxConcurrent
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isAddressCount reports whether k names one of addressCounts, matched as
+// the decoder matches keys, without case, and returns its spelling.
+func isAddressCount(k string) (string, bool) {
+	for _, f := range addressCounts {
+		if strings.EqualFold(k, f.name) {
+			return f.name, true
+		}
+	}
+	return "", false
 }
 
 // withoutAddresses returns the document without its ollamaAddresses
@@ -90,8 +116,8 @@ func withoutAddresses(doc any) any {
 }
 
 // checkAddressesShape checks the ollamaAddresses member of doc: an array
-// of strings and objects with a string "url" and a whole-number
-// "maxConcurrent".
+// of strings and objects with a string "url" and whole-number counts
+// (addressCounts).
 func checkAddressesShape(doc any, errs *[]error) {
 	obj, _ := doc.(map[string]any)
 	for k, v := range obj {
@@ -126,17 +152,20 @@ func checkAddressShape(i int, e any, errs *[]error) {
 					add(addressField(i, "url"), "expected a string, got "+jsonKind(v))
 				}
 				hasURL = true
-			case strings.EqualFold(k, "maxConcurrent"):
+			default:
+				name, ok := isAddressCount(k)
+				if !ok {
+					add(addressField(i, k), "unknown field")
+					break
+				}
 				f, ok := v.(float64)
 				switch {
 				case v == nil:
 				case !ok:
-					add(addressField(i, "maxConcurrent"), "expected a number, got "+jsonKind(v))
+					add(addressField(i, name), "expected a number, got "+jsonKind(v))
 				case f != math.Trunc(f):
-					add(addressField(i, "maxConcurrent"), "expected a whole number, got "+strconv.FormatFloat(f, 'g', -1, 64))
+					add(addressField(i, name), "expected a whole number, got "+strconv.FormatFloat(f, 'g', -1, 64))
 				}
-			default:
-				add(addressField(i, k), "unknown field")
 			}
 		}
 		if !hasURL {

@@ -20,6 +20,8 @@ func TestParseAddressForms(t *testing.T) {
 			[]string{"http://a:1/", "http://b:2", "http://c:3"},
 			[]AddressOptions{{}, {MaxConcurrent: 4}, {}}},
 		{"key case", `[{"URL": "http://a:1", "MaxConcurrent": 2}]`, []string{"http://a:1"}, []AddressOptions{{MaxConcurrent: 2}}},
+		{"ollama's settings", `[{"url": "http://a:1", "numParallel": 2, "maxLoadedModels": 3}, {"url": "http://b:1", "NUMPARALLEL": 4, "maxConcurrent": null}]`,
+			[]string{"http://a:1", "http://b:1"}, []AddressOptions{{NumParallel: 2, MaxLoadedModels: 3}, {NumParallel: 4}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,12 +36,12 @@ func TestParseAddressForms(t *testing.T) {
 				t.Errorf("AddressOptions = %+v; want %+v", c.AddressOptions, tt.options)
 			}
 			for i := range tt.urls {
-				want := 0
+				var wantOpts AddressOptions
 				if i < len(tt.options) {
-					want = tt.options[i].MaxConcurrent
+					wantOpts = tt.options[i]
 				}
-				if got := c.MaxConcurrent(i); got != want {
-					t.Errorf("MaxConcurrent(%d) = %d; want %d", i, got, want)
+				if got := c.Address(i); got != wantOpts {
+					t.Errorf("Address(%d) = %+v; want %+v", i, got, wantOpts)
 				}
 			}
 		})
@@ -54,6 +56,10 @@ func TestParseAddressErrors(t *testing.T) {
 		{"fraction", `[{"url": "http://c:1", "maxConcurrent": 1.5}]`, "ollamaAddresses[0].maxConcurrent: expected a whole number, got 1.5"},
 		{"string cap", `[{"url": "http://c:1", "maxConcurrent": "4"}]`, "ollamaAddresses[0].maxConcurrent: expected a number, got string"},
 		{"no url", `[{"maxConcurrent": 4}]`, "ollamaAddresses[0].url: is required"},
+		{"zero parallel", `[{"url": "http://c:1", "numParallel": 0}]`, "ollamaAddresses[0].numParallel: must be >= 1"},
+		{"negative loaded", `["http://a:1", {"url": "http://c:1", "maxLoadedModels": -1}]`, "ollamaAddresses[1].maxLoadedModels: must be >= 1"},
+		{"fraction parallel", `[{"url": "http://c:1", "numParallel": 2.5}]`, "ollamaAddresses[0].numParallel: expected a whole number, got 2.5"},
+		{"string loaded", `[{"url": "http://c:1", "MaxLoadedModels": "3"}]`, "ollamaAddresses[0].maxLoadedModels: expected a number, got string"},
 		{"url type", `[{"url": 7}]`, "ollamaAddresses[0].url: expected a string, got number"},
 		{"unknown", `[{"url": "http://c:1", "weight": 2}]`, "ollamaAddresses[0].weight: unknown field"},
 		{"number entry", `[7]`, "ollamaAddresses[0]: expected a string or an object, got number"},

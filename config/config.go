@@ -64,7 +64,8 @@ type Config struct {
 	// slash is kept as given. No default.
 	//
 	// In the file, an entry is either that URL as a string (the spec's
-	// form) or an object {"url": "...", "maxConcurrent": 4}, strings and
+	// form) or an object {"url": "...", "maxConcurrent": 4,
+	// "numParallel": 2, "maxLoadedModels": 2}, strings and
 	// objects mixed in one list; an object's url lands here and its
 	// other fields in AddressOptions, at the same index.
 	OllamaAddresses []string `json:"ollamaAddresses"`
@@ -128,14 +129,28 @@ type AddressOptions struct {
 	// go to another server or wait in the queue (LoadBalancer.QueueSize).
 	// 0 (the default, and a string entry) means no cap; else >= 1.
 	MaxConcurrent int `json:"maxConcurrent,omitempty"`
+	// NumParallel is the server's OLLAMA_NUM_PARALLEL: how many requests
+	// it generates at once for each loaded model. With it, the gateway
+	// sends a model at most that many requests at once on this server,
+	// so that none waits in Ollama's own queue while another server (or
+	// the gateway's fair queue) could take it. 0 (the default) means
+	// unknown: no per-model count; else >= 1.
+	NumParallel int `json:"numParallel,omitempty"`
+	// MaxLoadedModels is the server's OLLAMA_MAX_LOADED_MODELS: how many
+	// models it keeps loaded at once. With it, the gateway knows that
+	// loading one more model there evicts another, and that it cannot
+	// while every loaded model is busy. 0 (the default) means unknown;
+	// else >= 1.
+	MaxLoadedModels int `json:"maxLoadedModels,omitempty"`
 }
 
-// MaxConcurrent returns the cap of OllamaAddresses[i] (0: none).
-func (c *Config) MaxConcurrent(i int) int {
+// Address returns the options of OllamaAddresses[i]; every default for a
+// string entry.
+func (c *Config) Address(i int) AddressOptions {
 	if i < 0 || i >= len(c.AddressOptions) {
-		return 0
+		return AddressOptions{}
 	}
-	return c.AddressOptions[i].MaxConcurrent
+	return c.AddressOptions[i]
 }
 
 // LoadBalancer configures the health checks of the Ollama servers and how

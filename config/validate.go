@@ -53,8 +53,13 @@ func (c *Config) Validate() error {
 	v.atLeast("loadBalancer.queueSize", int64(lb.QueueSize), 0)
 	v.duration("loadBalancer.queueTimeoutSeconds", lb.QueueTimeoutSeconds, time.Second, 1)
 	for i, o := range c.AddressOptions {
-		if o.MaxConcurrent < 0 {
-			v.add(fmt.Sprintf("ollamaAddresses[%d].maxConcurrent", i), "must be >= 1")
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"maxConcurrent", o.MaxConcurrent}, {"numParallel", o.NumParallel}, {"maxLoadedModels", o.MaxLoadedModels}} {
+			if f.n < 0 {
+				v.add(fmt.Sprintf("ollamaAddresses[%d].%s", i, f.name), "must be >= 1")
+			}
 		}
 	}
 

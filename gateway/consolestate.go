@@ -196,7 +196,7 @@ func (g *Gateway) consoleState(st *Snapshot, se *consoleSession, now time.Time) 
 			InFlight: b.InFlight(),
 			Cap:      st.Config.Proxy.MaxConnsPerBackend,
 		}
-		if n := b.MaxConcurrent(); n > 0 {
+		if n := b.Capacity().MaxConcurrent; n > 0 {
 			cb.Cap, cb.CapSet = n, true
 		}
 		if l := b.Loaded(); l != nil {

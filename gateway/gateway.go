@@ -60,7 +60,8 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 		backends = append(backends, b)
 	}
 	for i, b := range backends {
-		b.SetMaxConcurrent(cfg.MaxConcurrent(i))
+		o := cfg.Address(i)
+		b.SetCapacity(proxy.Capacity{MaxConcurrent: o.MaxConcurrent, NumParallel: o.NumParallel, MaxLoadedModels: o.MaxLoadedModels})
 	}
 	pool, err := proxy.NewPool(backends)
 	if err != nil {
@@ -253,7 +254,7 @@ func (g *Gateway) newMetrics(ns string) *telemetry.Metrics {
 				if l := b.Loaded(); l != nil {
 					loaded = l.Len()
 				}
-				yield(b.Name(), b.MaxConcurrent(), loaded)
+				yield(b.Name(), b.Capacity().MaxConcurrent, loaded)
 			}
 		},
 	})

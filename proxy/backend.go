@@ -96,15 +96,17 @@ type Backend struct {
 	// Live state, one atomic each, and lock-free tables of them: fleet
 	// scheduling reads it all without a lock (inventory.go, capacity.go,
 	// timings.go).
-	state     atomic.Int32                 // a State: health, set by the checker
-	inFlight  atomic.Int64                 // requests until their last byte
-	models    atomic.Pointer[Models]       // the models it has (/api/tags); nil: unknown
-	loaded    atomic.Pointer[LoadedModels] // the models in memory (/api/ps); nil: unknown
-	sent      [sentSlots]sentModel         // models sent a request since the last /api/ps
-	maxConc   atomic.Int64                 // cap on requests in flight; 0: none
-	busy      atomic.Int64                 // 1 + in-flight level of its last "server busy"; 0: none
-	busyUntil atomic.Int64                 // unix nanoseconds the busy level lasts until
-	timings   [timingSlots]modelTimings    // learned load and generation times per model
+	state       atomic.Int32                 // a State: health, set by the checker
+	inFlight    atomic.Int64                 // requests until their last byte
+	models      atomic.Pointer[Models]       // the models it has (/api/tags); nil: unknown
+	loaded      atomic.Pointer[LoadedModels] // the models in memory (/api/ps); nil: unknown
+	sent        [sentSlots]sentModel         // models sent a request since the last /api/ps
+	maxConc     atomic.Int64                 // cap on requests in flight; 0: none
+	numParallel atomic.Int64                 // OLLAMA_NUM_PARALLEL: slots per model; 0: unknown
+	maxLoaded   atomic.Int64                 // OLLAMA_MAX_LOADED_MODELS; 0: unknown
+	busy        atomic.Int64                 // 1 + in-flight level of its last "server busy"; 0: none
+	busyUntil   atomic.Int64                 // unix nanoseconds the busy level lasts until
+	timings     [timingSlots]modelTimings    // learned load and generation times per model
 }
 
 // NewBackend parses rawURL (http or https, optional path prefix) and builds

@@ -38,7 +38,8 @@ type LoadedModel struct {
 type LoadedModels struct {
 	entries []LoadedModel
 	keys    map[string]struct{}
-	fetched int64 // unix nanoseconds the fetch began
+	hashes  []uint64 // keyHash of each distinct key
+	fetched int64    // unix nanoseconds the fetch began
 }
 
 // Has reports whether the list holds the model name, compared as
@@ -54,6 +55,16 @@ func (l *LoadedModels) Has(name string) bool {
 func (l *LoadedModels) has(key []byte) bool {
 	_, ok := l.keys[string(key)]
 	return ok
+}
+
+// hasHash reports whether the list holds the model of hash h.
+func (l *LoadedModels) hasHash(h uint64) bool {
+	for _, o := range l.hashes {
+		if o == h {
+			return true
+		}
+	}
+	return false
 }
 
 // Entries returns the list's entries in the backend's order. The slice
@@ -116,6 +127,9 @@ func (b *Backend) SetLoaded(entries []json.RawMessage, fetched time.Time) {
 		}
 		buf = ollamaapi.AppendModelName(buf[:0], []byte(name))
 		key := string(buf)
+		if _, dup := l.keys[key]; !dup {
+			l.hashes = append(l.hashes, keyHash(buf))
+		}
 		l.keys[key] = struct{}{}
 		l.entries = append(l.entries, LoadedModel{Name: name, Key: key, ExpiresAt: e.ExpiresAt,
 			SizeVRAM: e.SizeVRAM, Raw: append(json.RawMessage(nil), raw...)})
@@ -166,6 +180,7 @@ type sentModel struct {
 	hash     atomic.Uint64
 	at       atomic.Int64
 	inFlight atomic.Int64
+	loading  atomic.Int64 // unix nanoseconds a load of it began there; 0: none known
 }
 
 // isLoaded reports whether the model key (of hash h) is loaded or loading
@@ -191,19 +206,34 @@ func (b *Backend) isLoaded(key []byte, h uint64) bool {
 // loadedCount returns how many models b holds loaded, as last listed plus
 // those sent since that are not on the list.
 func (b *Backend) loadedCount() int {
+	n, _ := b.resident()
+	return n
+}
+
+// resident returns how many models b holds loaded or loading, as last
+// listed plus those sent a request since that are not on the list, and
+// whether one of them is idle: no request of the gateway's in flight.
+func (b *Backend) resident() (n int, idle bool) {
 	l := b.loaded.Load()
-	n := l.Len()
 	var fetched int64
 	if l != nil {
 		fetched = l.fetched
+		for _, h := range l.hashes {
+			n++
+			idle = idle || b.modelInFlight(h) == 0
+		}
 	}
 	for i := range b.sent {
 		s := &b.sent[i]
-		if s.hash.Load() != 0 && s.at.Load() >= fetched {
-			n++ // may count a listed one twice: a tie-breaker only
+		h := s.hash.Load()
+		in := s.inFlight.Load()
+		if h == 0 || (in == 0 && s.at.Load() < fetched) || (l != nil && l.hasHash(h)) {
+			continue
 		}
+		n++
+		idle = idle || in == 0
 	}
-	return n
+	return n, idle
 }
 
 // noteSent records that a request for the model of hash h is being sent
@@ -227,12 +257,33 @@ func (b *Backend) noteSent(h uint64, now int64) *sentModel {
 		old := s.hash.Load()
 		stale := old == 0 || (s.inFlight.Load() == 0 && s.at.Load() < fetched)
 		if stale && s.hash.CompareAndSwap(old, h) {
+			s.loading.Store(0)
 			s.inFlight.Add(1)
 			s.at.Store(now)
 			return s
 		}
 	}
 	return nil
+}
+
+// loadingSince returns when a load of the model of hash h began on b, as
+// a request of the gateway made it (route.loads) and no answer for the
+// model came back since; 0 when none is known.
+func (b *Backend) loadingSince(h uint64) int64 {
+	for i := range b.sent {
+		if s := &b.sent[i]; s.hash.Load() == h {
+			return s.loading.Load()
+		}
+	}
+	return 0
+}
+
+// endLoad forgets a load of the model that the request counted by s
+// started: it failed, or was refused.
+func (s *sentModel) endLoad() {
+	if s != nil {
+		s.loading.Store(0)
+	}
 }
 
 // done ends one request counted by noteSent.

@@ -69,20 +69,32 @@ func TestSentCountsAsLoaded(t *testing.T) {
 }
 
 func TestLearnedTimes(t *testing.T) {
-	b := newTestPool(t, 1).Backends()[0]
+	p := newTestPool(t, 2)
+	b, other := p.Backends()[0], p.Backends()[1]
 	h := keyHash([]byte("llama3.2:latest"))
-	if b.loadTime(h) != DefaultLoadTime || b.generationTime(h) != DefaultGenerationTime {
+	if p.loadCost(0, h, loadRoom) != DefaultLoadTime || b.generationTime(h) != DefaultGenerationTime {
 		t.Fatal("defaults not applied to an unseen model")
 	}
+	// A request timed, no load seen: a load is guessed at twice it.
+	other.observe(h, 0, 300*time.Millisecond)
+	if got := p.loadCost(0, h, loadRoom); got != 600*time.Millisecond {
+		t.Errorf("loadCost from a request time seen elsewhere = %v; want 600ms", got)
+	}
 	b.observe(h, 4*time.Second, 6*time.Second)
-	if got := b.loadTime(h); got != 4*time.Second {
-		t.Errorf("loadTime = %v; want 4s", got)
+	if got := p.loadCost(0, h, loadRoom); got != 4*time.Second {
+		t.Errorf("loadCost = %v; want 4s", got)
+	}
+	if got := p.loadCost(1, h, loadRoom); got != 4*time.Second {
+		t.Errorf("loadCost on a backend that never loaded it = %v; want the 4s seen on the other", got)
+	}
+	if got := p.loadCost(0, h, loadEvicts); got != 8*time.Second {
+		t.Errorf("loadCost of a load that evicts = %v; want twice the load, 8s", got)
 	}
 	if got := b.generationTime(h); got != 2*time.Second {
 		t.Errorf("generationTime = %v; want 2s", got)
 	}
 	b.observe(h, time.Millisecond, 2*time.Second) // warm: no load counted
-	if got := b.loadTime(h); got != 4*time.Second {
-		t.Errorf("loadTime after a warm answer = %v; want 4s", got)
+	if got := p.loadCost(0, h, loadRoom); got != 4*time.Second {
+		t.Errorf("loadCost after a warm answer = %v; want 4s", got)
 	}
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// candidate backend full, when its wait ends: err is nil when it got a
 	// slot, a *QueueError (queue full, timeout) or ErrClientGone.
 	OnQueue func(waited time.Duration, err error)
+	// OnPreload, if set, is called when a model load the gateway asked a
+	// backend for ahead of the requests (preload.go) ends: err is nil
+	// when the model is loaded.
+	OnPreload func(b *Backend, err error)
 }
 
 // Proxy forwards requests to a Pool. It is immutable and safe for

@@ -91,8 +91,10 @@ type Queuer interface {
 type waiter struct {
 	x     *exchange
 	key   string
-	ready chan int // the pool index handed over
-	idx   int      // handed index, -1 until then (under queue.mu)
+	ready chan int  // the pool index handed over
+	idx   int       // handed index, -1 until then (under queue.mu)
+	since time.Time // when it was queued
+	hash  uint64    // its model's keyHash; 0: none
 }
 
 // group is the FIFO of one key's waiters.
@@ -101,11 +103,17 @@ type group struct {
 	waiters []*waiter
 }
 
+// waitingSlots is the size of the queue's table of waiters per model,
+// indexed by the model's hash: models sharing a slot add up, which only
+// makes the expected wait of fleet scheduling longer.
+const waitingSlots = 64
+
 // queue is the fair queue of a Proxy.
 type queue struct {
 	size    int
 	timeout time.Duration
-	depth   atomic.Int64 // waiters, read without the lock
+	depth   atomic.Int64               // waiters, read without the lock
+	waiting [waitingSlots]atomic.Int64 // waiters per model hash, read without the lock
 
 	mu     sync.Mutex
 	groups []*group // keys with waiters, in turn order
@@ -136,9 +144,17 @@ func (q *queue) add(w *waiter) bool {
 		q.groups = append(q.groups, g)
 	}
 	w.idx = -1
+	w.since = time.Now()
 	g.waiters = append(g.waiters, w)
 	q.depth.Add(1)
+	q.waiting[w.hash%waitingSlots].Add(1)
 	return true
+}
+
+// waitingFor returns how many requests wait for the model of hash h (or
+// one sharing its slot).
+func (q *queue) waitingFor(h uint64) int64 {
+	return q.waiting[h%waitingSlots].Load()
 }
 
 // remove takes w out of the queue if it is still there and reports
@@ -160,6 +176,7 @@ func (q *queue) removeLocked(w *waiter) bool {
 // dropLocked removes the waiter at i from g, and g from the turn order
 // when it is empty.
 func (q *queue) dropLocked(g *group, i int) {
+	q.waiting[g.waiters[i].hash%waitingSlots].Add(-1)
 	copy(g.waiters[i:], g.waiters[i+1:])
 	g.waiters[len(g.waiters)-1] = nil
 	g.waiters = g.waiters[:len(g.waiters)-1]
@@ -186,29 +203,62 @@ func (q *queue) dropLocked(g *group, i int) {
 // handOff gives the slot of backend i of p to the next waiter, in turn
 // order over keys, that may use it, and reports whether one took it (its
 // in-flight count then stays with the backend). A waiter whose model is
-// loaded there goes first (route.warmSlot): only when none is does the
-// slot go to one that makes the backend load its model.
+// loaded there goes first (route.warmSlot), if the backend has a slot for
+// that model (Backend.fitsModel); only when none does may the slot go to
+// one whose model would load there (route.mayLoad).
 func (q *queue) handOff(p *Pool, i int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.handOffLocked(p, i, true) || q.handOffLocked(p, i, false)
+	return q.handOffLocked(p, i, true, true) || q.handOffLocked(p, i, false, true)
 }
 
-// handOffLocked is one pass of handOff: over the waiters whose model is
-// loaded on backend i if warm, else over all; q.mu must be held.
-func (q *queue) handOffLocked(p *Pool, i int, warm bool) bool {
+// offer gives the free slots of backend i of p, where a model just
+// finished loading, to the waiters whose model is loaded there, and
+// returns how many took one. Unlike handOff no in-flight count is passed
+// on: each waiter takes one, while the backend is not full.
+func (q *queue) offer(p *Pool, i int) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for q.handOffLocked(p, i, true, false) {
+		n++
+	}
+	return n
+}
+
+// handOffLocked is one pass of handOff (passed) or offer: over the
+// waiters whose model is loaded on backend i if warm, else over the
+// others; q.mu must be held.
+func (q *queue) handOffLocked(p *Pool, i int, warm, passed bool) bool {
+	b := p.backends[i]
+	if !passed && b.full() {
+		return false
+	}
+	now := time.Now()
 	n := len(q.groups)
 	for k := range n {
 		gi := (q.turn + k) % n
 		g := q.groups[gi]
 		for wi, w := range g.waiters {
-			if !w.x.route.eligibleSlot(p, i) || (warm && !w.x.route.warmSlot(p, i)) {
+			r := &w.x.route
+			if !r.eligibleSlot(p, i) || r.warmSlot(p, i) != warm {
+				continue
+			}
+			if r.named && (!b.fitsModel(r.hash) || (!warm && !r.mayLoad(p, q, i, now.Sub(w.since)))) {
 				continue
 			}
 			w.idx = i
 			// The next turn goes to the key after this one.
 			q.turn = gi + 1
 			q.dropLocked(g, wi)
+			if !passed {
+				b.inFlight.Add(1)
+			}
+			if r.named {
+				// Counted for its model now, so that no arrival takes
+				// the model's slot there before it is sent.
+				r.sent = b.noteSent(r.hash, now.UnixNano())
+			}
 			w.ready <- i
 			return true
 		}
@@ -231,6 +281,10 @@ func (x *exchange) wait() (*Backend, error) {
 		w.ready = make(chan int, 1)
 	}
 	w.x = x
+	w.hash = 0
+	if x.route.named {
+		w.hash = x.route.hash
+	}
 	w.key = ""
 	if k, ok := x.fin.(Queuer); ok {
 		w.key = k.QueueKey()
@@ -308,6 +362,21 @@ func (p *Proxy) release(b *Backend) {
 	// A request ended there: the backend has room again.
 	if b.busy.Load() != 0 {
 		b.busy.Store(0)
+	}
+}
+
+// loaded ends the load of a model on backend b that the request counted
+// by s started (route.loads): the backend answered, so the model is in
+// memory, and its free slots go to the requests waiting for it.
+func (p *Proxy) loaded(b *Backend, s *sentModel) {
+	if s == nil || s.loading.Load() == 0 {
+		return
+	}
+	s.loading.Store(0)
+	if p.queue.depth.Load() > 0 {
+		if i := p.pool.index(b); i >= 0 {
+			p.queue.offer(p.pool, i)
+		}
 	}
 }
 

@@ -44,12 +44,15 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		b := x.takePin() // blob affinity (affinity.go), first attempt only
 		var v verdict
 		if b == nil {
-			b, v = x.route.next(pool, x.p.queue.depth.Load())
+			b, v = x.route.next(pool, &x.p.queue)
 		} else {
 			v = pickGo
 		}
 		switch v {
 		case pickWait:
+			if i := x.route.ahead - 1; i >= 0 {
+				x.p.preload(i, &x.route)
+			}
 			if b, err = x.wait(); err != nil {
 				return err
 			}
@@ -74,6 +77,8 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			// client does.
 			if x.blobExists(upReq, b) {
 				if reserved {
+					x.route.sent.done()
+					x.route.sent = nil
 					x.p.release(b)
 				}
 				return errBlobExists
@@ -82,8 +87,12 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		if !reserved {
 			b.inFlight.Add(1)
 		}
-		if x.route.named {
+		if x.route.named && x.route.sent == nil {
+			// (A slot handed over by the queue was counted already.)
 			x.route.sent = b.noteSent(x.route.hash, time.Now().UnixNano())
+		}
+		if x.route.loads && x.route.sent != nil {
+			x.route.sent.loading.CompareAndSwap(0, time.Now().UnixNano())
 		}
 		err = b.client.Do(upReq, upResp)
 		if err == nil {
@@ -94,6 +103,9 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 				attempt--
 				x.backendFailed(b, errServerBusy)
 				b.markBusy(b.inFlight.Load())
+				if x.route.loads {
+					x.route.sent.endLoad()
+				}
 				x.route.sent.done()
 				x.route.sent = nil
 				b.inFlight.Add(-1) // not released to the queue: no slot freed
@@ -104,8 +116,10 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 				continue
 			}
 			x.counted = true
+			x.p.loaded(b, x.route.sent)
 			return nil
 		}
+		x.route.sent.endLoad()
 		x.route.sent.done()
 		x.route.sent = nil
 		x.p.release(b)

@@ -33,6 +33,8 @@ type route struct {
 	named bool       // the request names a model: fleet scheduling applies
 	on    bool       // named, and candidates are the backends with the model
 	sent  *sentModel // the model's entry on the backend last sent to
+	loads bool       // next chose a backend where the model is not loaded: the request loads it
+	ahead int        // pool index + 1 of a backend next chose to load the model on ahead; 0: none
 	took  bool       // turn is taken
 	turn  uint64     // the request's turn on its model's cursor
 	tried []uint64   // pool indexes tried for the model, one bit each
@@ -75,13 +77,14 @@ func (r *route) set(p *Pool, rt *ollamaapi.Route, body []byte) {
 // schedule.go) and the verdict: pickGo with the backend, pickWait when
 // every candidate is full (the caller queues the request), pickNone when
 // the request names no model or no candidate is left (the caller falls
-// back to plain selection). queued is the length of p's queue.
-func (r *route) next(p *Pool, queued int64) (*Backend, verdict) {
+// back to plain selection). q is the queue requests wait in.
+func (r *route) next(p *Pool, q *queue) (*Backend, verdict) {
 	if !r.named {
 		return nil, pickNone
 	}
 	r.begin(p)
-	b, i, v := r.schedule(p, queued)
+	r.loads, r.ahead = false, 0
+	b, i, v := r.schedule(p, q)
 	if v == pickGo {
 		r.tried[i/64] |= 1 << (i % 64)
 	} else if v == pickNone {
@@ -138,7 +141,7 @@ func (r *route) retryLast() {
 
 // reset turns routing off, keeping the buffers.
 func (r *route) reset() {
-	r.named, r.on, r.took = false, false, false
+	r.named, r.on, r.took, r.loads = false, false, false, false
 	r.sent = nil
 }
 

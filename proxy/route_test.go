@@ -39,7 +39,7 @@ var chatRoute = ollamaapi.Lookup([]byte("POST"), []byte("/api/chat"))
 func pickFor(p *Pool, r *route, model string) []*Backend {
 	r.set(p, chatRoute, []byte(`{"model":"`+model+`","messages":[]}`))
 	var tried []*Backend
-	for b, v := r.next(p, 0); v == pickGo; b, v = r.next(p, 0) {
+	for b, v := r.next(p, new(queue)); v == pickGo; b, v = r.next(p, new(queue)) {
 		tried = append(tried, b)
 	}
 	r.reset()
@@ -181,23 +181,23 @@ func TestRouteSkipsDownAndTried(t *testing.T) {
 	a.SetHealth(HealthUp)
 	for range 4 {
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-		first, _ := r.next(p, 0)
+		first, _ := r.next(p, new(queue))
 		r.retryLast()
-		if second, _ := r.next(p, 0); second == first || second != a && second != c {
+		if second, _ := r.next(p, new(queue)); second == first || second != a && second != c {
 			t.Fatalf("after a stale connection to %s, retried %v; want the other holder", first.Name(), second)
 		}
 		r.reset()
 	}
 	a.SetHealth(HealthDown)
 	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-	if got, _ := r.next(p, 0); got != c {
+	if got, _ := r.next(p, new(queue)); got != c {
 		t.Fatalf("first pick %v; want c", got)
 	}
 	r.retryLast()
-	if got, _ := r.next(p, 0); got != c {
+	if got, _ := r.next(p, new(queue)); got != c {
 		t.Fatalf("pick after retryLast %v; want c again", got)
 	}
-	if got, _ := r.next(p, 0); got != nil {
+	if got, _ := r.next(p, new(queue)); got != nil {
 		t.Fatalf("third pick %v; want nil", got.Name())
 	}
 	r.reset()
@@ -217,13 +217,13 @@ func TestRouteNoAllocs(t *testing.T) {
 	var r route
 	allocs := testing.AllocsPerRun(1000, func() {
 		r.set(p, chatRoute, body)
-		first, _ := r.next(p, 0)
-		second, _ := r.next(p, 0) // two attempts: a retry
+		first, _ := r.next(p, new(queue))
+		second, _ := r.next(p, new(queue)) // two attempts: a retry
 		if first == nil || second == nil {
 			t.Fatal("no backend for the model")
 		}
 		r.retryLast()
-		r.next(p, 0)
+		r.next(p, new(queue))
 		r.reset()
 	})
 	if allocs != 0 {

@@ -14,7 +14,7 @@ func BenchmarkRouteParallel(b *testing.B) {
 		var r route
 		for pb.Next() {
 			r.set(p, chatRoute, body)
-			if got, _ := r.next(p, 0); got == nil {
+			if got, _ := r.next(p, new(queue)); got == nil {
 				b.Error("no backend for the model")
 				return
 			}

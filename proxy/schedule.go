@@ -10,16 +10,38 @@ import (
 // model (all available backends when none is known to), not tried yet by
 // the request, by which answers first:
 //
-//  1. the model is loaded there (inventory.go) and a slot is free
-//     (capacity.go): go there;
+//  1. the model is loaded there (inventory.go) and a slot for it is free
+//     (capacity.go: the backend's cap and its NumParallel per model): go
+//     there;
 //  2. it is loaded somewhere, but every such backend is full: wait for a
-//     slot there (the queue, queue.go), unless the expected wait, (queued
-//     requests + 1) × the model's learned request time there ÷ its slots,
-//     is longer than the model's learned load time on a backend with a
-//     free slot (timings.go): then load it there;
-//  3. it is loaded nowhere: the backend with a free slot and the fewest
-//     requests in flight, then the fewest models loaded;
+//     slot there (the queue, queue.go). Meanwhile, if a backend that has
+//     the model can load it without evicting anything, have it load the
+//     model ahead (preload.go): the request takes whichever slot comes
+//     first. Else, if the expected wait (below) is longer than loading
+//     the model on a backend with a free slot, send it there to load;
+//  3. it is loaded nowhere: the backend with a free slot where a load
+//     evicts nothing, else one where it evicts an idle model, then the
+//     fewest requests in flight, then the fewest models loaded;
 //  4. every candidate is full: wait in the queue.
+//
+// Where the model is still loading (a request of the gateway's started the
+// load and no answer came back yet), a request waits in the queue while a
+// loaded copy exists elsewhere: the queue hands it the first slot to
+// free, there or here when the load ends (Proxy.loaded, queue.offer).
+// Only when the loading copies are the only ones does it join a load.
+//
+// A backend at its MaxLoadedModels whose loaded models all have requests
+// in flight is never chosen to load: Ollama would hold the request until
+// one of them goes idle, which a steady flow of requests for them may
+// never let happen. Such a request waits in the gateway's queue instead.
+//
+// The expected wait is the requests queued ahead (those for the same
+// model when every backend that has it loaded counts slots per model,
+// NumParallel, else the whole queue), plus this one, divided by the rate
+// at which those backends finish the model's requests: the sum over them
+// of slots ÷ learned request time (timings.go). A load costs the learned
+// load time, twice when it evicts a model (whose next request pays a load
+// too).
 //
 // Ties go to the backend with the fewest requests in flight, then take
 // turns: the scan starts at the request's turn on its model's cursor and
@@ -36,25 +58,25 @@ const (
 )
 
 // schedule picks a backend for the request's model among p's candidates.
-// queued is how many requests wait in p's queue.
-func (r *route) schedule(p *Pool, queued int64) (*Backend, int, verdict) {
+// q is the queue requests wait in.
+func (r *route) schedule(p *Pool, q *queue) (*Backend, int, verdict) {
 	// With model-aware routing on, only the backends known to have the
 	// model; when none is left, pickNone: the caller's round-robin over
 	// all, as before fleet scheduling.
-	return r.scan(p, queued, r.on)
+	return r.scan(p, q, r.on)
 }
 
 // scan is one pass of schedule over the backends that are available, not
 // tried and, if byModel, known to have the model.
-func (r *route) scan(p *Pool, queued int64, byModel bool) (*Backend, int, verdict) {
+func (r *route) scan(p *Pool, q *queue, byModel bool) (*Backend, int, verdict) {
 	n := len(p.backends)
 	start := r.startOf(p, byModel)
 	var (
-		warm, warmFull, cold = -1, -1, -1
-		warmIn, coldIn       int64
-		coldLoaded           int
-		warmWait             time.Duration
-		any                  bool
+		warm, cold, join       = -1, -1, -1
+		warmIn, coldIn, joinIn int64
+		coldLoaded             int
+		coldFit                loadFit
+		warmFull, found        bool
 	)
 	for j := range n {
 		i := (start + j) % n
@@ -62,41 +84,92 @@ func (r *route) scan(p *Pool, queued int64, byModel bool) (*Backend, int, verdic
 		if !r.candidate(b, i, byModel) {
 			continue
 		}
-		any = true
+		found = true
 		in := b.inFlight.Load()
 		loaded := b.isLoaded(r.key, r.hash)
-		switch full := b.full(); {
+		full := b.fullFor(r.hash)
+		switch {
+		case loaded && !full && q.size > 0 && p.loading(i, r.hash):
+			// It answers once the load ends.
+			if join < 0 || in < joinIn {
+				join, joinIn = i, in
+			}
 		case loaded && !full:
 			if warm < 0 || in < warmIn {
 				warm, warmIn = i, in
 			}
 		case loaded:
-			w := time.Duration(queued+1) * b.generationTime(r.hash) / time.Duration(b.slots())
-			if warmFull < 0 || w < warmWait {
-				warmFull, warmWait = i, w
-			}
+			warmFull = true
 		case !full:
+			fit := b.loadFit()
+			if fit == loadBlocked {
+				continue
+			}
 			lc := b.loadedCount()
-			if cold < 0 || in < coldIn || (in == coldIn && lc < coldLoaded) {
-				cold, coldIn, coldLoaded = i, in, lc
+			if cold < 0 || fit < coldFit || (fit == coldFit && (in < coldIn || (in == coldIn && lc < coldLoaded))) {
+				cold, coldIn, coldLoaded, coldFit = i, in, lc, fit
 			}
 		}
 	}
 	switch {
 	case warm >= 0:
 		return p.backends[warm], warm, pickGo
-	case warmFull >= 0:
-		if cold >= 0 && warmWait > p.backends[cold].loadTime(r.hash) {
+	case warmFull:
+		switch {
+		case cold < 0:
+		case q.size > 0 && p.mayPreload(cold, coldFit):
+			// Room there: load it ahead, and wait for whichever slot
+			// comes first (preload.go).
+			r.ahead = cold + 1
+		case r.slotWait(p, q, byModel, 1) > p.loadCost(cold, r.hash, coldFit):
+			r.loads = true
 			return p.backends[cold], cold, pickGo
 		}
 		return nil, -1, pickWait
+	case join >= 0:
+		return p.backends[join], join, pickGo
 	case cold >= 0:
 		cold = p.claimLoad(r, cold, byModel)
+		r.loads = true
 		return p.backends[cold], cold, pickGo
-	case any:
+	case found:
 		return nil, -1, pickWait
 	}
 	return nil, -1, pickNone
+}
+
+// loading reports whether the model of hash h is still loading on backend
+// i of p, as far as the gateway knows: a request of its own started the
+// load, no answer for the model came back since, and less than twice the
+// expected load time has passed (a request that answers only at its end,
+// stream false, must not hide a finished load for long).
+func (p *Pool) loading(i int, h uint64) bool {
+	since := p.backends[i].loadingSince(h)
+	return since != 0 && time.Duration(time.Now().UnixNano()-since) < 2*p.loadCost(i, h, loadRoom)
+}
+
+// slotWait returns the expected wait for a slot for the request's model on
+// the candidate backends that have it loaded, with extra requests besides
+// those queued for it (1 for a request not yet queued, 0 for one in the
+// queue); 0 when no candidate has it loaded.
+func (r *route) slotWait(p *Pool, q *queue, byModel bool, extra int64) time.Duration {
+	var rate float64 // requests per second
+	perModel := true
+	for i, b := range p.backends {
+		if !r.candidate(b, i, byModel) || !b.isLoaded(r.key, r.hash) {
+			continue
+		}
+		rate += float64(b.slots(r.hash)) / b.generationTime(r.hash).Seconds()
+		perModel = perModel && b.numParallel.Load() > 0
+	}
+	if rate == 0 {
+		return 0
+	}
+	ahead := q.depth.Load()
+	if perModel {
+		ahead = q.waitingFor(r.hash)
+	}
+	return time.Duration(float64(ahead+extra) / rate * float64(time.Second))
 }
 
 // loadClaims is the number of per-pool slots of claimLoad, indexed by a
@@ -133,7 +206,7 @@ func (p *Pool) claimLoad(r *route, cold int, byModel bool) int {
 		if w&^0xFF != tag || j < 0 || j >= len(p.backends) || j == cold {
 			return -1
 		}
-		if b := p.backends[j]; r.candidate(b, j, byModel) && !b.full() {
+		if b := p.backends[j]; r.candidate(b, j, byModel) && !b.fullFor(r.hash) && b.loadFit() != loadBlocked {
 			return j
 		}
 		return -1
@@ -224,6 +297,24 @@ func (r *route) eligibleSlot(p *Pool, i int) bool {
 // there waits.
 func (r *route) warmSlot(p *Pool, i int) bool {
 	return !r.named || p.backends[i].isLoaded(r.key, r.hash)
+}
+
+// mayLoad reports whether the queued request w may take a slot freed on
+// backend i of p where its model is not loaded, making the backend load
+// it: not while every model loaded there is busy (loadFit), and only when
+// its model is loaded on no candidate backend, or the expected wait for a
+// slot there is longer than the load. A request that has waited half the
+// queue timeout takes any slot: it must not starve behind busy models.
+func (r *route) mayLoad(p *Pool, q *queue, i int, waited time.Duration) bool {
+	if waited >= q.timeout/2 {
+		return true
+	}
+	fit := p.backends[i].loadFit()
+	if fit == loadBlocked {
+		return false
+	}
+	w := r.slotWait(p, q, r.on, 0)
+	return w == 0 || w > p.loadCost(i, r.hash, fit)
 }
 
 // leastConnections returns the available backend with the fewest requests

@@ -14,7 +14,7 @@ func TestScheduleWaitOrLoad(t *testing.T) {
 	warm, cold := p.Backends()[0], p.Backends()[1]
 	warm.SetLoaded([]json.RawMessage{json.RawMessage(`{"name":"llama3.2:latest"}`)}, time.Now())
 	cold.SetLoaded(nil, time.Now())
-	warm.SetMaxConcurrent(1)
+	warm.SetCapacity(Capacity{MaxConcurrent: 1})
 	warm.inFlight.Add(1)
 	for _, tt := range []struct {
 		name   string
@@ -28,7 +28,9 @@ func TestScheduleWaitOrLoad(t *testing.T) {
 	} {
 		var r route
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-		b, v := r.next(p, tt.queued)
+		q := new(queue)
+		q.depth.Store(tt.queued)
+		b, v := r.next(p, q)
 		if v != tt.want || (v == pickGo && b != cold) {
 			t.Errorf("%s: verdict %d backend %v; want %d (cold backend if it goes)", tt.name, v, b, tt.want)
 		}
@@ -47,19 +49,19 @@ func TestScheduleColdPrefersFewerLoaded(t *testing.T) {
 	for range 5 {
 		var r route
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-		if b, v := r.next(p, 0); v != pickGo || b != p.Backends()[1] {
+		if b, v := r.next(p, new(queue)); v != pickGo || b != p.Backends()[1] {
 			t.Fatalf("went to %v (verdict %d); want the backend with no model loaded", b, v)
 		}
 		r.reset()
 	}
 	// All full: wait.
 	for _, b := range p.Backends() {
-		b.SetMaxConcurrent(1)
+		b.SetCapacity(Capacity{MaxConcurrent: 1})
 		b.inFlight.Add(1)
 	}
 	var r route
 	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-	if _, v := r.next(p, 0); v != pickWait {
+	if _, v := r.next(p, new(queue)); v != pickWait {
 		t.Errorf("every backend full: verdict %d; want pickWait", v)
 	}
 }
@@ -75,7 +77,7 @@ func TestScheduleColdClaim(t *testing.T) {
 	for i := range 6 {
 		var r route
 		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
-		b, v := r.next(p, 0)
+		b, v := r.next(p, new(queue))
 		if v != pickGo {
 			t.Fatalf("#%d: verdict %d; want pickGo", i, v)
 		}

@@ -44,15 +44,46 @@ func (b *Backend) timingsFor(h uint64) *modelTimings {
 	return t
 }
 
-// loadTime returns the learned time to load the model of hash h on b, or
-// DefaultLoadTime.
-func (b *Backend) loadTime(h uint64) time.Duration {
-	if t := b.timingsFor(h); t != nil {
-		if v := t.load.Load(); v > 0 {
+// loadCost returns the expected cost of loading the model of hash h on
+// backend i of p: its load time there, twice when the load evicts another
+// model (fit), whose next request then pays a load too. The load time is
+// the one learned there; else the one learned on another backend of p (the
+// same weights load alike); else, once a request for it was timed there,
+// twice that time (DefaultLoadTime is twice DefaultGenerationTime): a
+// guess in proportion to what the fleet serves, so that a fleet of short
+// requests tries one load and learns its real cost rather than never
+// loading against a 10 s default; else DefaultLoadTime.
+func (p *Pool) loadCost(i int, h uint64, fit loadFit) time.Duration {
+	d := p.learned(i, h, func(t *modelTimings) int64 { return t.load.Load() })
+	if d <= 0 {
+		d = 2 * p.learned(i, h, func(t *modelTimings) int64 { return t.gen.Load() })
+	}
+	if d <= 0 {
+		d = DefaultLoadTime
+	}
+	if fit == loadEvicts {
+		d *= 2
+	}
+	return d
+}
+
+// learned returns the figure of the model of hash h that get reads, on
+// backend i of p if it has one, else on the first backend of p that has;
+// 0 if none has.
+func (p *Pool) learned(i int, h uint64, get func(*modelTimings) int64) time.Duration {
+	if t := p.backends[i].timingsFor(h); t != nil {
+		if v := get(t); v > 0 {
 			return time.Duration(v)
 		}
 	}
-	return DefaultLoadTime
+	for _, b := range p.backends {
+		if t := b.timingsFor(h); t != nil {
+			if v := get(t); v > 0 {
+				return time.Duration(v)
+			}
+		}
+	}
+	return 0
 }
 
 // generationTime returns the learned time of one request of the model of

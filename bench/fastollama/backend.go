@@ -41,7 +41,10 @@ type BackendConfig struct {
 //     tokens, gap, hold as there), once the scheduler gives it a slot. Its
 //     final line carries load_duration and total_duration; a full pending
 //     queue answers 503 with Ollama's body before any other byte; a model
-//     not served, 404.
+//     not served, 404;
+//   - /api/generate with no prompt: Ollama's load request, answered
+//     {"done":true,"done_reason":"load"} once the model is loaded (it takes
+//     no slot); with a prompt, 400 (not served by this fake).
 //
 // A client that leaves while its request waits is not seen (fasthttp gives
 // no per-request cancel): the request keeps its place until served. Create
@@ -103,6 +106,8 @@ func (b *Backend) Handler(ctx *fasthttp.RequestCtx) {
 		b.ps(ctx)
 	case "/api/chat":
 		b.chat(ctx)
+	case "/api/generate":
+		b.generate(ctx)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 	}
@@ -150,6 +155,35 @@ func (b *Backend) chat(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	})
+}
+
+// generate is /api/generate: only Ollama's load request (no prompt).
+func (b *Backend) generate(ctx *fasthttp.RequestCtx) {
+	raw, _ := jsonfield.AppendString(nil, ctx.PostBody(), "model")
+	model := withTag(string(raw))
+	if !b.serves(model) {
+		writeError(ctx, fasthttp.StatusNotFound, "model '"+string(raw)+"' not found")
+		return
+	}
+	if prompt, _ := jsonfield.AppendString(nil, ctx.PostBody(), "prompt"); len(prompt) > 0 {
+		writeError(ctx, fasthttp.StatusBadRequest, "fastollama: only the load request (no prompt) is served")
+		return
+	}
+	lease, err := b.sched.Load(ctx, model, nil)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	lease.Release()
+	body, _ := json.Marshal(struct {
+		Model      string `json:"model"`
+		CreatedAt  string `json:"created_at"`
+		Response   string `json:"response"`
+		Done       bool   `json:"done"`
+		DoneReason string `json:"done_reason"`
+	}{model, time.Now().UTC().Format(time.RFC3339Nano), "", true, "load"})
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(body)
 }
 
 // appendFinal appends the last NDJSON chat line, with Ollama's statistics.
