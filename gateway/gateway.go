@@ -95,6 +95,7 @@ func (g *Gateway) buildSnapshot(cfg *config.Config, reuse map[string]*proxy.Back
 			QueueSize:           cfg.LoadBalancer.QueueSize,
 			QueueTimeout:        cfg.LoadBalancer.QueueTimeout(),
 			OnQueue:             g.queued,
+			OnPreload:           g.preloaded,
 		}),
 	}, nil
 }
@@ -291,6 +292,13 @@ func (g *Gateway) backendError(b *proxy.Backend, err error) {
 		if c := g.checker.Load(); c != nil {
 			c.ReportFailure(b, err)
 		}
+	}
+}
+
+// preloaded counts the end of a model load asked ahead of the requests.
+func (g *Gateway) preloaded(b *proxy.Backend, err error) {
+	if m := g.metrics.Load(); m != nil {
+		m.ModelPreload(b.Name(), err == nil)
 	}
 }
 

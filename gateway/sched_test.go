@@ -56,12 +56,27 @@ func hold(t *testing.T, gw *testGateway) net.Conn {
 // connection, without reading the answer.
 func sendChat(t *testing.T, gw *testGateway, key string) net.Conn {
 	t.Helper()
+	return sendChatFor(t, gw, key, "llama3.2")
+}
+
+// holdModel is hold for a chat with model.
+func holdModel(t *testing.T, gw *testGateway, model string) net.Conn {
+	t.Helper()
+	before := poolInFlight(gw)
+	c := sendChatFor(t, gw, testKey, model)
+	eventually(t, "the held "+model+" stream in flight", func() bool { return poolInFlight(gw) > before })
+	return c
+}
+
+// sendChatFor is sendChat for model.
+func sendChatFor(t *testing.T, gw *testGateway, key, model string) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	body := `{"model":"llama3.2","messages":[{"role":"user","content":"hold"}]}`
+	body := `{"model":"` + model + `","messages":[{"role":"user","content":"hold"}]}`
 	fmt.Fprintf(c, "POST /api/chat HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		key, len(body), body)
 	return c
@@ -249,5 +264,135 @@ func TestServerBusyRetried(t *testing.T) {
 	}
 	if n := ok.RequestsTo("/api/chat"); n != 6 {
 		t.Errorf("the free backend served %d; want 6", n)
+	}
+}
+
+// withOllamaLimits tells the gateway each backend's OLLAMA_NUM_PARALLEL
+// and OLLAMA_MAX_LOADED_MODELS (0: not told), in order. A queued request
+// waits 15 s at most, so that a test whose request is never dispatched
+// fails in bounded time.
+func withOllamaLimits(limits ...[2]int) func(*config.Config) {
+	return func(c *config.Config) {
+		c.LoadBalancer.QueueTimeoutSeconds = 15
+		c.AddressOptions = make([]config.AddressOptions, len(c.OllamaAddresses))
+		for i, l := range limits {
+			c.AddressOptions[i] = config.AddressOptions{NumParallel: l[0], MaxLoadedModels: l[1]}
+		}
+	}
+}
+
+// TestNumParallelPerModel: told each backend's OLLAMA_NUM_PARALLEL, the
+// gateway sends a model no more requests at once than that: the second
+// llama3.2 request goes to the backend with a free llama3.2 slot, though
+// two qwen streams run there. Counting requests per backend it went to
+// the first, where Ollama queued it behind the held stream.
+func TestNumParallelPerModel(t *testing.T) {
+	a := ollamatest.New(t, ollamatest.WithModels("llama3.2"), ollamatest.WithLoaded("llama3.2"),
+		ollamatest.WithParallel(1), ollamatest.WithPaced())
+	b := ollamatest.New(t, ollamatest.WithModels("llama3.2", "qwen"), ollamatest.WithLoaded("llama3.2", "qwen"),
+		ollamatest.WithParallel(2), ollamatest.WithPaced())
+	gw := startGateway(t, withOllamaLimits([2]int{1, 0}, [2]int{2, 0}), a.URL, b.URL)
+	t.Cleanup(a.Close) // first: ends the held streams
+	t.Cleanup(b.Close)
+	waitInventory(t, gw)
+	holdModel(t, gw, "qwen")
+	holdModel(t, gw, "qwen")
+	holdModel(t, gw, "llama3.2")
+	if n := a.RequestsTo("/api/chat"); n != 1 {
+		t.Fatalf("the first llama3.2 stream went to %s; want the backend with fewer requests in flight", b.URL)
+	}
+	// Not paced: a non-streamed answer.
+	if status, _, body := post(t, gw.URL+"/api/chat", chatBody); status != 200 {
+		t.Fatalf("second llama3.2 request: %d %s", status, body)
+	}
+	if na, nb := a.RequestsTo("/api/chat"), b.RequestsTo("/api/chat"); na != 1 || nb != 3 {
+		t.Errorf("chats: %d on the 1-slot backend, %d on the other; want 1, 3", na, nb)
+	}
+}
+
+// TestLoadAheadWhereThereIsRoom: the only loaded copy of the model is
+// busy and another backend has room for it (maxLoadedModels told): the
+// request waits in the gateway's queue while the gateway has that backend
+// load the model (Ollama's load request, POST /api/generate naming only
+// the model), and goes there the moment the load ends. Without it, the
+// request waited for the busy copy (5 s of expected wait against a 10 s
+// load, the defaults), here for ever.
+func TestLoadAheadWhereThereIsRoom(t *testing.T) {
+	busy := ollamatest.New(t, ollamatest.WithModels("llama3.2"), ollamatest.WithLoaded("llama3.2"),
+		ollamatest.WithParallel(1), ollamatest.WithPaced())
+	room := ollamatest.New(t, ollamatest.WithModels("llama3.2"), ollamatest.WithParallel(1),
+		ollamatest.WithMaxLoadedModels(2), ollamatest.WithLoadDelay(ollamatest.ManualLoad))
+	gw := startGateway(t, withOllamaLimits([2]int{1, 2}, [2]int{1, 2}), busy.URL, room.URL)
+	t.Cleanup(busy.Close)
+	waitInventory(t, gw)
+	hold(t, gw)
+	t.Cleanup(func() { // first: ends the held stream and any load, then what waits for them
+		for range 6 {
+			busy.Release()
+		}
+		room.EndLoad("llama3.2")
+	})
+	type answer struct {
+		status int
+		body   string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		status, _, body := post(t, gw.URL+"/api/chat", chatBody)
+		done <- answer{status, body}
+	}()
+	p := gw.gw.Snapshot().Proxy
+	eventually(t, "the request queued and the model loading ahead", func() bool {
+		return p.QueueLen() == 1 && room.RequestsTo("/api/generate") == 1 && room.Loads("llama3.2") == 1
+	})
+	if n := room.RequestsTo("/api/chat"); n != 0 {
+		t.Fatalf("%d chats sent to the loading backend; want 0 while it loads", n)
+	}
+	room.EndLoad("llama3.2")
+	a := <-done
+	if a.status != 200 {
+		t.Fatalf("queued request: %d %s", a.status, a.body)
+	}
+	if nb, nr := busy.RequestsTo("/api/chat"), room.RequestsTo("/api/chat"); nb != 1 || nr != 1 {
+		t.Errorf("chats: busy backend %d, the one loaded ahead %d; want 1, 1", nb, nr)
+	}
+	if n := room.Loads("llama3.2"); n != 1 {
+		t.Errorf("%d loads on the backend with room; want 1", n)
+	}
+	eventually(t, "the load ahead counted", func() bool {
+		return strings.Contains(scrape(t, gw.URL, "/metrics"),
+			`gateway_backend_model_preloads_total{backend="`+room.URL+`",result="loaded"} 1`)
+	})
+}
+
+// TestNoLoadAheadWithoutMaxLoaded: not told a backend's
+// OLLAMA_MAX_LOADED_MODELS, the gateway never loads a model ahead there
+// (it might evict one in use): the request waits for the busy copy.
+func TestNoLoadAheadWithoutMaxLoaded(t *testing.T) {
+	busy := ollamatest.New(t, ollamatest.WithModels("llama3.2"), ollamatest.WithLoaded("llama3.2"),
+		ollamatest.WithParallel(1), ollamatest.WithPaced())
+	other := ollamatest.New(t, ollamatest.WithModels("llama3.2"), ollamatest.WithParallel(1))
+	gw := startGateway(t, withOllamaLimits([2]int{1, 0}, [2]int{1, 0}), busy.URL, other.URL)
+	t.Cleanup(busy.Close)
+	waitInventory(t, gw)
+	hold(t, gw)
+	done := make(chan int, 1)
+	go func() {
+		status, _, _ := post(t, gw.URL+"/api/chat", chatBody)
+		done <- status
+	}()
+	p := gw.gw.Snapshot().Proxy
+	eventually(t, "the request queued", func() bool { return p.QueueLen() == 1 })
+	for range 6 { // the held 5-token stream: 6 chunks
+		busy.Release()
+	}
+	if status := <-done; status != 200 {
+		t.Fatalf("queued request: %d", status)
+	}
+	if n, m := other.RequestsTo("/api/generate"), other.RequestsTo("/api/chat"); n != 0 || m != 0 {
+		t.Errorf("the backend without a known limit got %d load requests and %d chats; want 0, 0", n, m)
+	}
+	if n := busy.RequestsTo("/api/chat"); n != 2 {
+		t.Errorf("the loaded copy served %d chats; want 2", n)
 	}
 }

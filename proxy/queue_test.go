@@ -20,7 +20,7 @@ func queuedFor(t *testing.T, p *Proxy, key, model string) *exchange {
 	x := &exchange{p: p}
 	x.route.set(p.pool, chatRoute, []byte(`{"model":"`+model+`"}`))
 	x.route.begin(p.pool)
-	x.waiter = waiter{x: x, key: key, ready: make(chan int, 1)}
+	x.waiter = waiter{x: x, key: key, ready: make(chan int, 1), hash: x.route.hash, since: time.Now()}
 	if !p.queue.add(&x.waiter) {
 		t.Fatalf("queue refused a request of %q", key)
 	}
@@ -114,5 +114,45 @@ func TestQueueWarmWaiterFirst(t *testing.T) {
 		default:
 			t.Fatalf("slot went to the wrong waiter; want the %s one", map[*exchange]string{warm: "warm (qwen)", cold: "cold (llama3.2)"}[want])
 		}
+	}
+}
+
+// TestQueueHandOffPerModel: with Ollama's slots counted per model
+// (NumParallel), a slot freed by another model's request on a backend
+// where the waiter's model has all its slots busy is not handed to it:
+// Ollama would only queue it behind them. The waiter takes the next slot
+// its model frees, and is counted for its model at once.
+func TestQueueHandOffPerModel(t *testing.T) {
+	p := New(modelPool(t, "llama3.2 qwen"), Options{QueueSize: 10})
+	b := p.pool.Backends()[0]
+	b.SetCapacity(Capacity{NumParallel: 1})
+	b.SetLoaded([]json.RawMessage{json.RawMessage(`{"name":"llama3.2"}`), json.RawMessage(`{"name":"qwen"}`)}, time.Now())
+	h := keyHash([]byte("llama3.2:latest"))
+	busy := b.noteSent(h, time.Now().UnixNano()) // llama3.2's one slot
+	b.inFlight.Add(2)                            // it and a qwen request
+	x := queuedFor(t, p, "a", "llama3.2")
+	if n := p.queue.waitingFor(h); n != 1 {
+		t.Fatalf("waitingFor(llama3.2) = %d; want 1", n)
+	}
+	// The qwen request ends.
+	if p.queue.handOff(p.pool, 0) {
+		t.Fatal("a slot freed by qwen went to a llama3.2 request whose one slot is busy")
+	}
+	b.inFlight.Add(-1)
+	// The llama3.2 request ends: its slot goes to the waiter.
+	busy.done()
+	if !p.queue.handOff(p.pool, 0) {
+		t.Fatal("llama3.2's freed slot was not handed to its waiter")
+	}
+	select {
+	case <-x.waiter.ready:
+	default:
+		t.Fatal("the waiter was not told")
+	}
+	if n := b.modelInFlight(h); n != 1 {
+		t.Errorf("modelInFlight(llama3.2) = %d after the hand-off; want 1 (counted at once)", n)
+	}
+	if n := p.queue.waitingFor(h); n != 0 {
+		t.Errorf("waitingFor(llama3.2) = %d after the hand-off; want 0", n)
 	}
 }

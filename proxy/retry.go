@@ -28,7 +28,9 @@ import (
 //   - a pooled connection that was unsafe to reuse (deadlineConn: unread
 //     bytes, closed, or an ambiguous last response) is closed before any
 //     byte is sent, with that backend's other idle connections, and the
-//     request goes to the same backend again on a fresh one;
+//     request goes to the same backend again on a fresh one (once without
+//     counting as an attempt; a request routed by model goes there unless
+//     the scheduler finds another backend better now);
 //   - anything else (a first-byte timeout, a malformed answer) is final;
 //   - a streamed body that was read from cannot be sent again.
 func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response) error {
@@ -37,6 +39,7 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 	attempts := max(2, pool.Len())
 	busyLeft := pool.Len() + 1 // "server busy" answers retried or queued
 	staleRetried := false
+	unsafeLeft := 1 // an unsafe pooled connection retried, uncounted, on the same backend
 	var err error
 	x.pinBlobs(upReq)
 	for attempt := 0; attempt < attempts; attempt++ {
@@ -138,8 +141,15 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			continue
 		case failUnsafe:
 			// Nothing was sent; the backend's other idle connections
-			// are suspect too.
+			// are suspect too. It stays the scheduler's candidate: the
+			// next attempt goes there again on a fresh connection
+			// unless another backend is better now.
 			b.client.CloseIdleConnections()
+			if unsafeLeft > 0 {
+				unsafeLeft--
+				attempt--
+				x.route.untry(pool.index(b))
+			}
 			x.route.retryLast()
 			continue
 		case failStale:

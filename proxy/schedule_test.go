@@ -88,3 +88,112 @@ func TestScheduleColdClaim(t *testing.T) {
 		}
 	}
 }
+
+// loaded sets the /api/ps list of b to models.
+func loaded(b *Backend, models ...string) {
+	var entries []json.RawMessage
+	for _, m := range models {
+		entries = append(entries, json.RawMessage(`{"name":"`+m+`"}`))
+	}
+	b.SetLoaded(entries, time.Now())
+}
+
+// busyWith counts n requests for model in flight on b.
+func busyWith(b *Backend, model string, n int) {
+	for range n {
+		b.noteSent(keyHash([]byte(model+":latest")), time.Now().UnixNano())
+		b.inFlight.Add(1)
+	}
+}
+
+// TestSchedulePerModelSlots: a backend whose NumParallel slots for the
+// model are all busy is full for that model, however few requests it has
+// in flight: the request goes to the backend with a free slot for it,
+// though more of other models run there. Counting requests per backend,
+// it went to the first, where Ollama queues it behind the busy slot.
+func TestSchedulePerModelSlots(t *testing.T) {
+	p := modelPool(t, "llama3.2", "llama3.2 qwen")
+	a, b := p.Backends()[0], p.Backends()[1]
+	loaded(a, "llama3.2")
+	loaded(b, "llama3.2", "qwen")
+	a.SetCapacity(Capacity{NumParallel: 1})
+	b.SetCapacity(Capacity{NumParallel: 2})
+	busyWith(a, "llama3.2", 1)
+	busyWith(b, "qwen", 2)
+	for range 4 {
+		var r route
+		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+		if got, v := r.next(p, new(queue)); v != pickGo || got != b {
+			t.Fatalf("went to %v (verdict %d); want %s, where llama3.2 has a free slot", got, v, b.Name())
+		}
+		r.reset()
+	}
+	busyWith(b, "llama3.2", 2)
+	var r route
+	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+	if _, v := r.next(p, &queue{size: 1}); v != pickWait {
+		t.Errorf("every slot for llama3.2 busy: verdict %d; want pickWait", v)
+	}
+}
+
+// TestScheduleNeverLoadsOverBusyModels: with MaxLoadedModels known, a
+// model loaded nowhere is not sent to a backend whose loaded models are
+// all busy (Ollama would hold it until one goes idle, and steady requests
+// for them may never let it): it goes where an idle model can be evicted,
+// though more requests run there, and waits when no backend can load it.
+func TestScheduleNeverLoadsOverBusyModels(t *testing.T) {
+	p := modelPool(t, "llama3.2 qwen", "llama3.2 phi mistral")
+	a, b := p.Backends()[0], p.Backends()[1]
+	a.SetCapacity(Capacity{MaxLoadedModels: 1})
+	b.SetCapacity(Capacity{MaxLoadedModels: 2})
+	loaded(a, "qwen")
+	loaded(b, "phi", "mistral")
+	busyWith(a, "qwen", 1)
+	busyWith(b, "mistral", 3) // phi is idle: Ollama evicts it
+	if fa, fb := a.loadFit(), b.loadFit(); fa != loadBlocked || fb != loadEvicts {
+		t.Fatalf("loadFit = %d, %d; want blocked (%d), evicts (%d)", fa, fb, loadBlocked, loadEvicts)
+	}
+	var r route
+	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+	if got, v := r.next(p, new(queue)); v != pickGo || got != b {
+		t.Fatalf("went to %v (verdict %d); want %s, which can evict an idle model", got, v, b.Name())
+	}
+	r.reset()
+	busyWith(b, "phi", 1)
+	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+	if got, v := r.next(p, &queue{size: 1}); v != pickWait {
+		t.Errorf("every loaded model busy on both: went to %v (verdict %d); want pickWait", got, v)
+	}
+	// Room on a backend: it loads there without evicting.
+	r.reset()
+	a.SetCapacity(Capacity{MaxLoadedModels: 2})
+	r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+	if got, v := r.next(p, new(queue)); v != pickGo || got != a || a.loadFit() != loadRoom {
+		t.Errorf("went to %v (verdict %d); want %s, which has room", got, v, a.Name())
+	}
+}
+
+// TestSchedulePreloadsWhereThereIsRoom: the model is loaded on a full
+// backend and another has room for it: the request waits in the queue
+// and names that backend to load the model ahead; without a known
+// MaxLoadedModels it waits without a load ahead.
+func TestSchedulePreloadsWhereThereIsRoom(t *testing.T) {
+	p := modelPool(t, "llama3.2", "llama3.2")
+	warm, room := p.Backends()[0], p.Backends()[1]
+	loaded(warm, "llama3.2")
+	loaded(room)
+	warm.SetCapacity(Capacity{NumParallel: 1, MaxLoadedModels: 1})
+	busyWith(warm, "llama3.2", 1)
+	for _, tt := range []struct {
+		maxLoaded int
+		ahead     int
+	}{{0, 0}, {2, 2}} {
+		room.SetCapacity(Capacity{NumParallel: 1, MaxLoadedModels: tt.maxLoaded})
+		var r route
+		r.set(p, chatRoute, []byte(`{"model":"llama3.2"}`))
+		if _, v := r.next(p, &queue{size: 4}); v != pickWait || r.ahead != tt.ahead {
+			t.Errorf("maxLoadedModels %d: verdict %d, ahead %d; want pickWait (%d), ahead %d", tt.maxLoaded, v, r.ahead, pickWait, tt.ahead)
+		}
+		r.reset()
+	}
+}

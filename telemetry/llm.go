@@ -40,6 +40,18 @@ func (m *Metrics) BackendError(backend, kind string) {
 	c.(*metrics.Counter).Inc()
 }
 
+// ModelPreload counts a model load the gateway asked a backend for ahead
+// of the requests (fleet scheduling's load ahead), by result: "loaded" or
+// "failed". Such loads are rare, so the counter is looked up each time.
+func (m *Metrics) ModelPreload(backend string, loaded bool) {
+	result := "failed"
+	if loaded {
+		result = "loaded"
+	}
+	m.set.GetOrCreateCounter(fmt.Sprintf(`%s_backend_model_preloads_total{backend="%s",result=%q}`,
+		m.ns, m.backend(backend).label, result)).Inc()
+}
+
 // Upstream records what a finished backend exchange tells: the time to its
 // first body byte (for a stream: the first token) and the token counts u
 // (see UsageOf).
