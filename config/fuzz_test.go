@@ -33,6 +33,7 @@ func FuzzParse(f *testing.F) {
 			`"loadBalancer":{"strategy":"least-connections","queueSize":-1,"queueTimeoutSeconds":9223372036854775807}}`,
 		`{"ollamaAddresses":{"url":"http://a"}}`,
 		`{"ollamaAddresses":[{"url":"http://a","maxConcurrent":9223372036854775808}]}`,
+		`{"ollamaAddresses":[{"url":"http://a","numParallel":2,"maxLoadedModels":0},{"url":"http://b","NumParallel":-1e300,"maxLoadedModels":"3"}]}`,
 		// Extreme numbers for every field that becomes a duration.
 		`{"ollamaAddresses":["http://x"],"rateLimit":{"enabled":true,"maxRequests":1,"timeWindowSeconds":9223372037}}`,
 		`{"ollamaAddresses":["http://x"],"apiKeys":["k"],"rateLimit":{"enabled":true,"maxRequests":9223372036854775807,` +
