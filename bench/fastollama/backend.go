@@ -44,7 +44,10 @@ type BackendConfig struct {
 //     not served, 404;
 //   - /api/generate with no prompt: Ollama's load request, answered
 //     {"done":true,"done_reason":"load"} once the model is loaded (it takes
-//     no slot); with a prompt, 400 (not served by this fake).
+//     no slot); with a prompt, 400 (not served by this fake);
+//   - GET /fastollama/loads: the scheduler's LoadCount, as a decimal
+//     number (not Ollama's: for a harness that runs the backend in
+//     another process).
 //
 // A client that leaves while its request waits is not seen (fasthttp gives
 // no per-request cancel): the request keeps its place until served. Create
@@ -108,6 +111,9 @@ func (b *Backend) Handler(ctx *fasthttp.RequestCtx) {
 		b.chat(ctx)
 	case "/api/generate":
 		b.generate(ctx)
+	case "/fastollama/loads":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString(strconv.Itoa(b.sched.LoadCount()))
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 	}

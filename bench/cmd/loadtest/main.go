@@ -30,7 +30,7 @@ import (
 func main() {
 	role := flag.String("role", "", "internal: run as backend, gateway or httputil")
 	listen := flag.String("listen", "127.0.0.1:0", "internal: listen address for -role")
-	upstream := flag.String("upstream", "", "internal: backend address for -role gateway/httputil")
+	upstream := flag.String("upstream", "", "internal: backend address(es) for -role, or a fleet backend's index")
 	redisURL := flag.String("redis", "", "internal: redis:// URL for -role gateway-redis")
 	smoke := flag.Bool("smoke", false, "tiny run (seconds) to check the harness works")
 	duration := flag.Duration("duration", 5*time.Second, "length of each short-request run")
@@ -38,7 +38,8 @@ func main() {
 	tokens := flag.Int("tokens", 50, "tokens per streamed chat")
 	gap := flag.Duration("gap", 20*time.Millisecond, "pause between two tokens")
 	held := flag.Int("held", 10000, "concurrent held (paused) streams for the memory figure")
-	scenarios := flag.String("scenarios", "short,stream,held", "comma-separated scenarios to run")
+	fleetRequests := flag.Int("fleet-requests", 600, "chats of the fleet scenario")
+	scenarios := flag.String("scenarios", "short,stream,held,fleet", "comma-separated scenarios to run")
 	targets := flag.String("targets", "gateway,gateway-redis,httputil,nginx", "comma-separated proxies to compare with direct (always run); gateway-redis needs redis-server")
 	pin := flag.Bool("pin", false, "run each proxy alone on the last CPU, the backend and the load on the others (needs taskset and 2 CPUs)")
 	flag.Parse()
@@ -51,7 +52,7 @@ func main() {
 		return
 	}
 	if *smoke {
-		*duration, *streams, *tokens, *gap, *held = 500*time.Millisecond, 20, 5, 5*time.Millisecond, 50
+		*duration, *streams, *tokens, *gap, *held, *fleetRequests = 500*time.Millisecond, 20, 5, 5*time.Millisecond, 50, 48
 	}
 	raiseFileLimit()
 	if *pin {
@@ -61,7 +62,7 @@ func main() {
 		}
 	}
 	p := plan{duration: *duration, conc: []int{64, 256}, streams: *streams, tokens: *tokens, gap: *gap, held: *held,
-		scenarios: set(*scenarios), targets: set(*targets), pin: *pin}
+		fleetRequests: *fleetRequests, scenarios: set(*scenarios), targets: set(*targets), pin: *pin}
 	if *smoke {
 		p.conc = []int{8}
 	}
@@ -80,7 +81,9 @@ type plan struct {
 	gap      time.Duration
 	held     int
 
-	scenarios map[string]bool // short, stream, held
+	fleetRequests int // chats of the fleet scenario
+
+	scenarios map[string]bool // short, stream, held, fleet
 	targets   map[string]bool // gateway, gateway-redis, httputil, nginx
 	pin       bool            // proxies on a CPU of their own (pinSelf)
 }

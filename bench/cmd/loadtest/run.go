@@ -99,6 +99,13 @@ func run(p plan) error {
 		results[t.name]["peak RSS MiB"] = float64(t.peakRSS()) / (1 << 20)
 	}
 	fmt.Print(formatTable(targets, rows, results))
+	if p.scenarios["fleet"] {
+		table, err := fleet(p.fleetRequests)
+		if err != nil {
+			return err
+		}
+		fmt.Print("\n" + table)
+	}
 	return nil
 }
 

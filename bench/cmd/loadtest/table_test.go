@@ -25,3 +25,21 @@ func TestFormatTableRatios(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatFleetTable: each gateway figure carries its ratio to
+// round-robin's, none when round-robin's is 0.
+func TestFormatFleetTable(t *testing.T) {
+	got := formatFleetTable(map[string]result{
+		"gateway":     {"TTFT p99 ms": 200, "failed": 0},
+		"round-robin": {"TTFT p99 ms": 1600, "failed": 3},
+	})
+	for _, want := range []string{
+		"| TTFT p99 ms | 200.0 (0.12× round-robin) | 1600 |",
+		"| failed | 0.000 (0.00× round-robin) | 3.000 |",
+		"| model loads | 0.000 | 0.000 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("fleet table lacks row\n%s\ngot:\n%s", want, got)
+		}
+	}
+}
