@@ -176,6 +176,17 @@ func (r *request) CheckBody(body []byte) error {
 		err = errModelUnreadable
 	case !r.key.Models.Allows(name):
 		err = &modelRefusal{name: string(name)}
+	case rt.AlsoModel != "":
+		// The copy's destination, the create's base: allowed too, when
+		// named.
+		also, ok := jsonfield.AppendString(r.model[:0], body, rt.AlsoModel)
+		if cap(also) <= maxModelBuf {
+			r.model = also
+		}
+		if !ok || len(also) == 0 || r.key.Models.Allows(also) {
+			return nil
+		}
+		err = &modelRefusal{name: string(also)}
 	default:
 		return nil
 	}

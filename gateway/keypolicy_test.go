@@ -247,10 +247,17 @@ func TestModelManagementAdminOnly(t *testing.T) {
 	// A restricted key still names only its models.
 	for _, r := range []struct{ path, body string }{
 		{"/api/pull", `{"model":"mistral"}`}, {"/api/create", `{"model":"mistral","from":"llama3.2"}`},
+		// The other model a request names: the base of a create, the
+		// destination of a copy.
+		{"/api/create", `{"model":"qwen2.5:mine","from":"mistral"}`},
+		{"/api/copy", `{"source":"llama3.2","destination":"mistral"}`},
 	} {
 		if status, body := call(t, open.URL, "POST", r.path, teamKey, r.body); status != 403 {
-			t.Errorf("restricted key %s: %d %s; want 403", r.path, status, body)
+			t.Errorf("restricted key %s %s: %d %s; want 403", r.path, r.body, status, body)
 		}
+	}
+	if status, body := call(t, open.URL, "POST", "/api/copy", teamKey, `{"source":"llama3.2","destination":"qwen2.5:copy"}`); status != 200 {
+		t.Errorf("restricted key copying between its models: %d %s; want 200", status, body)
 	}
 }
 

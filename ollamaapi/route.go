@@ -46,6 +46,11 @@ type Route struct {
 	// ModelFallback is the member read when ModelField is missing or
 	// empty: Ollama's deprecated "name".
 	ModelFallback string
+	// AlsoModel is another member of the body that names a model the
+	// request reads or makes, when present: /api/copy's "destination",
+	// /api/create's "from". A key restricted to models must be allowed it
+	// too.
+	AlsoModel string
 	// ByModel: the request must reach a backend that has the model its
 	// body names (model-aware routing).
 	ByModel bool

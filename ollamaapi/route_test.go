@@ -11,7 +11,7 @@ type want struct {
 	buffered     bool
 	upload       bool
 	headFirst    bool
-	model        string // ModelField, then ModelFallback after a "|"
+	model        string // ModelField, then ModelFallback after a "|", then AlsoModel after a "+"
 	byModel      bool
 	usage        UsageFormat
 	changesFleet bool
@@ -24,6 +24,9 @@ func got(r *Route) want {
 	model := r.ModelField
 	if r.ModelFallback != "" {
 		model += "|" + r.ModelFallback
+	}
+	if r.AlsoModel != "" {
+		model += "+" + r.AlsoModel
 	}
 	return want{r.Class().String(), r.Buffered, r.Upload, r.HeadFirst, model, r.ByModel, r.Usage, r.ChangesFleet, r.View, r.FleetWide, r.Blobs}
 }
@@ -43,12 +46,12 @@ func TestDocumentedRoutes(t *testing.T) {
 		// docs/api.md
 		{"POST", "/api/generate", with(ollama, "/api/generate")},
 		{"POST", "/api/chat", with(ollama, "/api/chat")},
-		{"POST", "/api/create", want{class: "/api/create", model: "model|name", changesFleet: true, blobs: BlobsInBody}},
+		{"POST", "/api/create", want{class: "/api/create", model: "model|name+from", changesFleet: true, blobs: BlobsInBody}},
 		{"HEAD", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest", blobs: BlobInPath}},
 		{"POST", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", want{class: "/api/blobs/:digest", upload: true, headFirst: true, changesFleet: true, blobs: BlobInPath}},
 		{"GET", "/api/tags", want{class: "/api/tags", buffered: true, view: TagsView}},
 		{"POST", "/api/show", want{class: "/api/show", model: "model|name", byModel: true}},
-		{"POST", "/api/copy", want{class: "/api/copy", model: "source", changesFleet: true}},
+		{"POST", "/api/copy", want{class: "/api/copy", model: "source+destination", changesFleet: true}},
 		{"DELETE", "/api/delete", want{class: "/api/delete", model: "model|name", changesFleet: true, fleetWide: true}},
 		{"POST", "/api/pull", want{class: "/api/pull", model: "model|name", changesFleet: true, fleetWide: true}},
 		{"POST", "/api/push", want{class: "/api/push", model: "model|name", changesFleet: true}},

@@ -21,12 +21,12 @@ var table = []Route{
 	{Method: "POST", Pattern: "/api/chat", ModelField: "model", ByModel: true, Usage: OllamaUsage},
 	// Since Ollama 0.5 a create body names its files by digest (the files
 	// go first, as blobs): a small JSON document, buffered to read them.
-	{Method: "POST", Pattern: "/api/create", ModelField: "model", ModelFallback: "name", ChangesFleet: true, Blobs: BlobsInBody},
+	{Method: "POST", Pattern: "/api/create", ModelField: "model", ModelFallback: "name", AlsoModel: "from", ChangesFleet: true, Blobs: BlobsInBody},
 	{Method: "HEAD", Pattern: "/api/blobs/:digest", Blobs: BlobInPath},
 	{Method: "POST", Pattern: "/api/blobs/:digest", Upload: true, HeadFirst: true, ChangesFleet: true, Blobs: BlobInPath},
 	{Method: "GET", Pattern: LocalModelsPath, Buffered: true, View: TagsView},
 	{Method: "POST", Pattern: "/api/show", ModelField: "model", ModelFallback: "name", ByModel: true},
-	{Method: "POST", Pattern: "/api/copy", ModelField: "source", ChangesFleet: true},
+	{Method: "POST", Pattern: "/api/copy", ModelField: "source", AlsoModel: "destination", ChangesFleet: true},
 	{Method: "DELETE", Pattern: "/api/delete", ModelField: "model", ModelFallback: "name", ChangesFleet: true, FleetWide: true},
 	{Method: "POST", Pattern: "/api/pull", ModelField: "model", ModelFallback: "name", ChangesFleet: true, FleetWide: true},
 	{Method: "POST", Pattern: "/api/push", ModelField: "model", ModelFallback: "name", ChangesFleet: true},

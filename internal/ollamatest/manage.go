@@ -8,14 +8,39 @@ import (
 	"strings"
 )
 
-// Model management beyond pull: POST /api/create from uploaded blobs and
-// DELETE /api/delete, as Ollama v0.17.4 answers them (server/create.go,
-// server/routes.go).
+// Model management beyond pull: POST /api/create from uploaded blobs,
+// POST /api/copy and DELETE /api/delete, as Ollama v0.17.4 answers them
+// (server/create.go, server/routes.go).
 
 // addManageRoutes registers the model management routes.
 func (s *Server) addManageRoutes() {
 	s.routes["/api/create"] = map[string]http.HandlerFunc{http.MethodPost: s.handleCreate}
 	s.routes["/api/delete"] = map[string]http.HandlerFunc{http.MethodDelete: s.handleDelete}
+	s.routes["/api/copy"] = map[string]http.HandlerFunc{http.MethodPost: s.handleCopy}
+}
+
+// handleCopy is POST /api/copy {"source","destination"}: 200 with an empty
+// body, the destination then served and listed; 400 without both names,
+// 404 for a source not served.
+func (s *Server) handleCopy(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Source      string `json:"source"`
+		Destination string `json:"destination"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, bodyError(err))
+		return
+	}
+	if req.Source == "" || req.Destination == "" {
+		writeError(w, http.StatusBadRequest, "source and destination are required")
+		return
+	}
+	if _, ok := s.findModel(req.Source); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("model '%s' not found", req.Source))
+		return
+	}
+	s.addModel(req.Destination)
+	w.WriteHeader(http.StatusOK)
 }
 
 // createRequest is the part of api.CreateRequest the fake reads.
