@@ -227,7 +227,7 @@ func (b *Backend) resident() (n int, idle bool) {
 		s := &b.sent[i]
 		h := s.hash.Load()
 		in := s.inFlight.Load()
-		if h == 0 || (in == 0 && s.at.Load() < fetched) || (l != nil && l.hasHash(h)) {
+		if h == 0 || h == sentClaiming || (in == 0 && s.at.Load() < fetched) || (l != nil && l.hasHash(h)) {
 			continue
 		}
 		n++
@@ -236,32 +236,54 @@ func (b *Backend) resident() (n int, idle bool) {
 	return n, idle
 }
 
+// sentClaiming is the hash of a slot being claimed for another model: an
+// even value, never a keyHash (which is odd).
+const sentClaiming = 2
+
 // noteSent records that a request for the model of hash h is being sent
 // to b, and returns its slot (nil when every slot holds a model still in
-// use); the caller calls done on it when the request ends. Lock-free.
+// use); the caller calls done on it when the request ends. Lock-free: a
+// slot is claimed for a new model by swapping its hash for sentClaiming
+// first, so that a request for the old model counted there meanwhile is
+// seen (and the claim given up) or sees the claim (and counts elsewhere).
+// Two requests for a new model may claim two slots; the readers add them
+// up.
 func (b *Backend) noteSent(h uint64, now int64) *sentModel {
+	for i := range b.sent {
+		s := &b.sent[i]
+		if s.hash.Load() != h {
+			continue
+		}
+		s.inFlight.Add(1)
+		if s.hash.Load() != h {
+			// Claimed for another model before the count: not ours.
+			s.inFlight.Add(-1)
+			continue
+		}
+		s.at.Store(now)
+		return s
+	}
 	var fetched int64
 	if l := b.loaded.Load(); l != nil {
 		fetched = l.fetched
 	}
 	for i := range b.sent {
 		s := &b.sent[i]
-		if s.hash.Load() == h {
-			s.inFlight.Add(1)
-			s.at.Store(now)
-			return s
-		}
-	}
-	for i := range b.sent {
-		s := &b.sent[i]
 		old := s.hash.Load()
-		stale := old == 0 || (s.inFlight.Load() == 0 && s.at.Load() < fetched)
-		if stale && s.hash.CompareAndSwap(old, h) {
-			s.loading.Store(0)
-			s.inFlight.Add(1)
-			s.at.Store(now)
-			return s
+		stale := old == 0 || (old != sentClaiming && s.inFlight.Load() == 0 && s.at.Load() < fetched)
+		if !stale || !s.hash.CompareAndSwap(old, sentClaiming) {
+			continue
 		}
+		if s.inFlight.Load() != 0 {
+			// A request for the old model counted itself first.
+			s.hash.Store(old)
+			continue
+		}
+		s.loading.Store(0)
+		s.inFlight.Add(1)
+		s.at.Store(now)
+		s.hash.Store(h)
+		return s
 	}
 	return nil
 }
@@ -270,12 +292,13 @@ func (b *Backend) noteSent(h uint64, now int64) *sentModel {
 // a request of the gateway made it (route.loads) and no answer for the
 // model came back since; 0 when none is known.
 func (b *Backend) loadingSince(h uint64) int64 {
+	var since int64
 	for i := range b.sent {
 		if s := &b.sent[i]; s.hash.Load() == h {
-			return s.loading.Load()
+			since = max(since, s.loading.Load())
 		}
 	}
-	return 0
+	return since
 }
 
 // endLoad forgets a load of the model that the request counted by s
@@ -296,10 +319,11 @@ func (s *sentModel) done() {
 // modelInFlight returns how many requests for the model of hash h the
 // gateway has in flight on b, as far as its table knows.
 func (b *Backend) modelInFlight(h uint64) int64 {
+	var n int64
 	for i := range b.sent {
 		if s := &b.sent[i]; s.hash.Load() == h {
-			return s.inFlight.Load()
+			n += s.inFlight.Load()
 		}
 	}
-	return 0
+	return n
 }

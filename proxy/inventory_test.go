@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +98,52 @@ func TestLearnedTimes(t *testing.T) {
 	b.observe(h, time.Millisecond, 2*time.Second) // warm: no load counted
 	if got := p.loadCost(0, h, loadRoom); got != 4*time.Second {
 		t.Errorf("loadCost after a warm answer = %v; want 4s", got)
+	}
+}
+
+// TestNoteSentRace: requests for models already in the table and for new
+// ones, at once, with every slot stale: each request's count lands in a
+// slot of its own model, never in one claimed for another model meanwhile.
+func TestNoteSentRace(t *testing.T) {
+	b := newTestPool(t, 1).Backends()[0]
+	var bad atomic.Int64
+	for round := 0; round < 500 && bad.Load() == 0; round++ {
+		old := make([]uint64, sentSlots)
+		for i := range sentSlots {
+			old[i] = uint64(round*100+i)<<8 | 1
+			b.sent[i].hash.Store(old[i])
+			b.sent[i].inFlight.Store(0)
+			b.sent[i].at.Store(1)
+		}
+		b.SetLoaded(nil, time.Now()) // every slot stale
+		var wg sync.WaitGroup
+		got := make([]*sentModel, 16)
+		want := make([]uint64, 16)
+		for g := range 16 {
+			want[g] = old[g%sentSlots]
+			if g%2 == 1 {
+				want[g] = uint64(round*100+50+g)<<8 | 1
+			}
+			wg.Go(func() { got[g] = b.noteSent(want[g], time.Now().UnixNano()) })
+		}
+		wg.Wait()
+		counted := map[uint64]int64{}
+		for g, s := range got {
+			if s == nil {
+				continue
+			}
+			counted[want[g]]++
+			if s.hash.Load() != want[g] {
+				bad.Add(1)
+			}
+		}
+		for h, n := range counted {
+			if m := b.modelInFlight(h); m != n {
+				t.Fatalf("modelInFlight = %d for a model sent %d requests", m, n)
+			}
+		}
+	}
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d requests hold a sent slot counting another model", n)
 	}
 }

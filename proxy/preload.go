@@ -48,12 +48,13 @@ func (p *Proxy) preload(i int, r *route) {
 	body, _ := json.Marshal(struct {
 		Model string `json:"model"`
 	}{string(r.name)})
-	go p.load(i, s, body)
+	go p.load(i, s, now, body)
 }
 
 // load sends the load request to backend i, then ends the load's mark
-// and offers the backend's slots to the queue.
-func (p *Proxy) load(i int, s *sentModel, body []byte) {
+// and offers the backend's slots to the queue. sent is when the load was
+// noted in s.
+func (p *Proxy) load(i int, s *sentModel, sent int64, body []byte) {
 	b := p.pool.backends[i]
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -72,6 +73,11 @@ func (p *Proxy) load(i int, s *sentModel, body []byte) {
 		err = &preloadError{status: resp.StatusCode()}
 	}
 	s.loading.Store(0)
+	if err != nil {
+		// Not loaded: unless a request for it was sent there since, it
+		// does not count as loaded there any more.
+		s.at.CompareAndSwap(sent, 0)
+	}
 	s.done()
 	if err != nil {
 		err = safeError(err)

@@ -209,8 +209,24 @@ func (q *queue) dropLocked(g *group, i int) {
 func (q *queue) handOff(p *Pool, i int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.handOffLocked(p, i, true, true) || q.handOffLocked(p, i, false, true)
+	return q.handOffLocked(p, i, passStarved, true) || q.handOffLocked(p, i, passWarm, true) ||
+		q.handOffLocked(p, i, passCold, true)
 }
+
+// A pass of handOffLocked: which waiters it considers.
+type pass int
+
+const (
+	// passStarved: waiters that have waited half the queue timeout, for
+	// any slot their model fits (route.mayLoad lets them load it): before
+	// the warm waiters, or a steady flow of requests for the models
+	// loaded there would keep them waiting to the end.
+	passStarved pass = iota
+	// passWarm: waiters whose model is loaded there.
+	passWarm
+	// passCold: the others, when loading their model there pays.
+	passCold
+)
 
 // offer gives the free slots of backend i of p, where a model just
 // finished loading, to the waiters whose model is loaded there, and
@@ -220,16 +236,15 @@ func (q *queue) offer(p *Pool, i int) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
-	for q.handOffLocked(p, i, true, false) {
+	for q.handOffLocked(p, i, passWarm, false) {
 		n++
 	}
 	return n
 }
 
-// handOffLocked is one pass of handOff (passed) or offer: over the
-// waiters whose model is loaded on backend i if warm, else over the
-// others; q.mu must be held.
-func (q *queue) handOffLocked(p *Pool, i int, warm, passed bool) bool {
+// handOffLocked is one pass of handOff (passed) or offer over the
+// waiters, in turn order over keys; q.mu must be held.
+func (q *queue) handOffLocked(p *Pool, i int, which pass, passed bool) bool {
 	b := p.backends[i]
 	if !passed && b.full() {
 		return false
@@ -241,10 +256,25 @@ func (q *queue) handOffLocked(p *Pool, i int, warm, passed bool) bool {
 		g := q.groups[gi]
 		for wi, w := range g.waiters {
 			r := &w.x.route
-			if !r.eligibleSlot(p, i) || r.warmSlot(p, i) != warm {
+			if !r.eligibleSlot(p, i) {
 				continue
 			}
-			if r.named && (!b.fitsModel(r.hash) || (!warm && !r.mayLoad(p, q, i, now.Sub(w.since)))) {
+			warm := r.warmSlot(p, i)
+			switch which {
+			case passStarved:
+				if now.Sub(w.since) < q.timeout/2 {
+					continue
+				}
+			case passWarm:
+				if !warm {
+					continue
+				}
+			case passCold:
+				if warm || !r.mayLoad(p, q, i, now.Sub(w.since)) {
+					continue
+				}
+			}
+			if r.named && !b.fitsModel(r.hash) {
 				continue
 			}
 			w.idx = i
@@ -256,8 +286,10 @@ func (q *queue) handOffLocked(p *Pool, i int, warm, passed bool) bool {
 			}
 			if r.named {
 				// Counted for its model now, so that no arrival takes
-				// the model's slot there before it is sent.
+				// the model's slot there before it is sent; and a model
+				// it loads there is marked loading when it is sent.
 				r.sent = b.noteSent(r.hash, now.UnixNano())
+				r.loads = !warm
 			}
 			w.ready <- i
 			return true
@@ -292,6 +324,11 @@ func (x *exchange) wait() (*Backend, error) {
 	if !q.add(w) {
 		x.queued(0, ErrQueueFull)
 		return nil, &QueueError{Err: ErrQueueFull, RetryAfter: time.Second}
+	}
+	if i := x.route.ahead - 1; i >= 0 {
+		// Queued first: a load that ends at once still finds it there
+		// to offer its slots to.
+		x.p.preload(i, &x.route)
 	}
 	timer := time.NewTimer(q.timeout)
 	defer timer.Stop()

@@ -156,3 +156,45 @@ func TestQueueHandOffPerModel(t *testing.T) {
 		t.Errorf("waitingFor(llama3.2) = %d after the hand-off; want 0", n)
 	}
 }
+
+// TestQueueStarvedWaiterServed: a waiter for a model not loaded on the
+// backend, queued for half the queue timeout, takes the next slot there
+// even while waiters for the loaded model keep coming (the warm waiters
+// went first at every hand-off, and it waited to the timeout); and a
+// request handed a slot where its model is not loaded is told it loads
+// it there.
+func TestQueueStarvedWaiterServed(t *testing.T) {
+	p := New(modelPool(t, "qwen llama3.2", "?"), Options{QueueSize: 100, QueueTimeout: time.Minute})
+	b := p.pool.Backends()[0]
+	b.SetCapacity(Capacity{NumParallel: 1, MaxLoadedModels: 1})
+	b.SetLoaded([]json.RawMessage{json.RawMessage(`{"name":"qwen"}`)}, time.Now())
+	cur := b.noteSent(keyHash([]byte("qwen:latest")), time.Now().UnixNano())
+	b.inFlight.Add(1)
+	starved := queuedFor(t, p, "m", "llama3.2")
+	for i := range 3 {
+		warm := queuedFor(t, p, "n", "qwen")
+		if i == 2 {
+			starved.waiter.since = time.Now().Add(-31 * time.Second)
+		}
+		cur.done() // the running qwen request ends, its slot is handed on
+		if !p.queue.handOff(p.pool, 0) {
+			t.Fatalf("#%d: no hand-off", i)
+		}
+		select {
+		case <-starved.waiter.ready:
+			if i < 2 {
+				t.Fatalf("#%d: the llama3.2 waiter took the slot before waiting half the timeout", i)
+			}
+			if !starved.route.loads {
+				t.Error("handed a slot where its model is not loaded, the request is not told it loads it")
+			}
+			return
+		case <-warm.waiter.ready:
+			if warm.route.loads {
+				t.Errorf("#%d: a qwen waiter handed a qwen slot is told it loads qwen", i)
+			}
+			cur = warm.route.sent
+		}
+	}
+	t.Error("the llama3.2 waiter, queued half the timeout, did not get the slot")
+}

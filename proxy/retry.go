@@ -53,9 +53,6 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 		}
 		switch v {
 		case pickWait:
-			if i := x.route.ahead - 1; i >= 0 {
-				x.p.preload(i, &x.route)
-			}
 			if b, err = x.wait(); err != nil {
 				return err
 			}
@@ -122,7 +119,9 @@ func (x *exchange) roundTrip(upReq *fasthttp.Request, upResp *fasthttp.Response)
 			x.p.loaded(b, x.route.sent)
 			return nil
 		}
-		x.route.sent.endLoad()
+		if x.route.loads {
+			x.route.sent.endLoad()
+		}
 		x.route.sent.done()
 		x.route.sent = nil
 		x.p.release(b)
