@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/ollamagw/ollama-gateway/internal/ollamatest"
 	"github.com/ollamagw/ollama-gateway/proxy"
 )
@@ -31,34 +29,6 @@ func (r *results) Finish(res *proxy.Result) {
 	r.tail = append([]byte(nil), res.Tail()...)
 	r.mu.Unlock()
 	r.done <- struct{}{}
-}
-
-// serveProxy puts a Proxy over one backend at backendAddr on a loopback
-// listener and returns its address.
-func serveProxy(t *testing.T, backendAddr string, opts proxy.BackendOptions, fin proxy.Finisher) string {
-	t.Helper()
-	b, err := proxy.NewBackend("http://"+backendAddr, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := proxy.NewPool([]*proxy.Backend{b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := proxy.New(pool, proxy.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, fin) }, StreamRequestBody: true}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-served
-		pool.Close()
-	})
-	return ln.Addr().String()
 }
 
 // manyModels names enough models that /api/tags is several KiB: net/http

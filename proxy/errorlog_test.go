@@ -3,13 +3,9 @@ package proxy_test
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/ollamagw/ollama-gateway/proxy"
 )
@@ -75,31 +71,4 @@ func TestBackendAnswerNotLogged(t *testing.T) {
 			})
 		}
 	}
-}
-
-// serveProxyOpts is serveProxy with proxy options.
-func serveProxyOpts(t *testing.T, backendAddr string, popts proxy.Options, fin proxy.Finisher) string {
-	t.Helper()
-	b, err := proxy.NewBackend("http://"+backendAddr, proxy.BackendOptions{FirstByteTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := proxy.NewPool([]*proxy.Backend{b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := proxy.New(pool, popts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, fin) }, StreamRequestBody: true}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-served
-		pool.Close()
-	})
-	return ln.Addr().String()
 }

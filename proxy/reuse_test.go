@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/ollamagw/ollama-gateway/proxy"
 )
 
@@ -219,7 +217,7 @@ func TestNoResponseToTheWrongClientTLS(t *testing.T) {
 					t.Fatal(err)
 				}
 				proxy.TrustRootsForTest(b, roots)
-				addr := serveBackends(t, proxy.Options{}, b)
+				addr := serveBackends(t, proxy.Options{}, nil, b)
 				if status, body := rawGetKeep(t, addr, path+"?q=first"); status != 200 || body != one {
 					t.Errorf("first client: %d %q; want 200 %q", status, body, one)
 				}
@@ -236,30 +234,6 @@ func TestNoResponseToTheWrongClientTLS(t *testing.T) {
 			})
 		}
 	}
-}
-
-// serveBackends serves a Proxy over bs on loopback until the test ends and
-// returns its address.
-func serveBackends(t *testing.T, opts proxy.Options, bs ...*proxy.Backend) string {
-	t.Helper()
-	pool, err := proxy.NewPool(bs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := proxy.New(pool, opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { p.Handle(ctx, nil, nil) }, StreamRequestBody: true}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-served
-		pool.Close()
-	})
-	return ln.Addr().String()
 }
 
 // TestHonestBackendConnectionReused: the reuse check costs an honest
@@ -289,7 +263,7 @@ func TestHonestBackendConnectionReused(t *testing.T) {
 				if useTLS {
 					proxy.TrustRootsForTest(b, roots)
 				}
-				addr := serveBackends(t, proxy.Options{}, b)
+				addr := serveBackends(t, proxy.Options{}, nil, b)
 				for i := range 5 {
 					q := fmt.Sprint(i)
 					if status, body := rawGetKeep(t, addr, path+"?q="+q); status != 200 || body != `{"q":"`+q+`"}` {
