@@ -115,16 +115,22 @@ func startBinary(t *testing.T, cfg string) (string, *exec.Cmd, <-chan error) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	lines := make(chan string, 100)
+	logged := make(chan struct{})
 	go func() {
+		defer close(logged)
+		defer close(lines)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			t.Log("gateway:", sc.Text())
-			lines <- sc.Text()
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads any more (the test failed early)
+			}
 		}
-		close(lines)
 	}()
+	// The log reader ends before the test does: t.Log after the end panics.
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-logged })
 	exited := make(chan error, 1)
 	var url string
 	timeout := time.After(30 * time.Second)
