@@ -175,3 +175,42 @@ func TestRedisConcurrencyLeases(t *testing.T) {
 		t.Errorf("ZCARD after renew = %s; want :1", got)
 	}
 }
+
+// TestRedisConcurrencyLeaseRestored: a lease that expired while its
+// request still ran (Redis could not be reached for a TTL, here the key
+// deleted) is put back by the next renewal, so another replica does not
+// take the slot; a released lease is never put back.
+func TestRedisConcurrencyLeaseRestored(t *testing.T) {
+	srv := redistest.Start(t)
+	a := NewRedisConcurrency(newStore(t, srv.URL()), FailClosed, nil, time.Minute)
+	b := NewRedisConcurrency(newStore(t, srv.URL()), FailClosed, nil, time.Minute)
+	key := IDKey([16]byte{5})
+	const set = "t:cc:0400:05000000000000000000000000000000"
+	s, ok := a.Acquire(key, 1)
+	if !ok {
+		t.Fatal("first acquire refused")
+	}
+	if got := srv.Command("ZCARD " + set); got != ":1" {
+		t.Fatalf("ZCARD = %s; want :1 (is the key name right?)", got)
+	}
+	srv.Command("DEL " + set) // the lease expired during an outage
+	if err := a.Renew(); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	if got := srv.Command("ZCARD " + set); got != ":1" {
+		t.Errorf("ZCARD after the renewal = %s; want :1, the running request's lease back", got)
+	}
+	if _, ok := b.Acquire(key, 1); ok {
+		t.Error("another replica took the slot of a request still running")
+	}
+	s.Release()
+	if err := a.Renew(); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	if got := srv.Command("ZCARD " + set); got != ":0" {
+		t.Errorf("ZCARD after release and renewal = %s; want :0 (a released lease put back)", got)
+	}
+	if _, ok := b.Acquire(key, 1); !ok {
+		t.Error("the released slot was not free for another replica")
+	}
+}

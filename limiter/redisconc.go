@@ -29,22 +29,44 @@ return 1
 `
 
 // renewScript extends the leases ARGV[2..] (one per key KEYS[i]) by ARGV[1]
-// ms from now, those that still exist only. Returns how many it renewed.
+// ms from now, those that still exist only. Returns the positions (1-based)
+// of the leases that did not exist any more: they expired while Redis could
+// not be reached, or were released meanwhile.
 const renewScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-local n = 0
+local missing = {}
 for i, k in ipairs(KEYS) do
-  n = n + redis.call('ZADD', k, 'XX', 'CH', now + ttl, ARGV[i + 1])
+  if redis.call('ZSCORE', k, ARGV[i + 1]) then
+    redis.call('ZADD', k, 'XX', now + ttl, ARGV[i + 1])
+    if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+  else
+    missing[#missing + 1] = i
+  end
+end
+return missing
+`
+
+// restoreScript puts the leases ARGV[2..] (one per key KEYS[i]) back for
+// ARGV[1] ms from now: requests still running whose leases expired while
+// Redis could not be reached count again, even past the cap, so that the
+// cap holds from then on as streams end. Returns nothing.
+const restoreScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i, k in ipairs(KEYS) do
+  redis.call('ZADD', k, now + ttl, ARGV[i + 1])
   if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
 end
-return n
+return 0
 `
 
 var (
 	acquireLua = redisstore.NewScript(acquireScript)
 	renewLua   = redisstore.NewScript(renewScript)
+	restoreLua = redisstore.NewScript(restoreScript)
 )
 
 // RedisConcurrency is the Acquirer shared by gateway replicas: each slot is
@@ -136,13 +158,20 @@ func (c *RedisConcurrency) Held() int {
 	return len(c.held)
 }
 
-// Renew extends every lease held by one TTL, in one round trip.
+// Renew extends every lease held by one TTL, in one round trip. A lease
+// that expired meanwhile (Redis could not be reached for a TTL) is put
+// back while its request still holds it, in a second round trip under the
+// lock that Release takes first, so that a lease released meanwhile is
+// never resurrected.
 func (c *RedisConcurrency) Renew() error {
 	c.mu.Lock()
+	held := make([]*lease, 0, len(c.held))
 	keys := make([]string, 0, len(c.held))
 	args := make([]string, 1, len(c.held)+1)
-	args[0] = strconv.FormatInt(c.ttl.Milliseconds(), 10)
+	ttl := strconv.FormatInt(c.ttl.Milliseconds(), 10)
+	args[0] = ttl
 	for l := range c.held {
+		held = append(held, l)
 		keys = append(keys, l.key)
 		args = append(args, l.id)
 	}
@@ -150,8 +179,33 @@ func (c *RedisConcurrency) Renew() error {
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err := c.store.Run("renew", renewLua, keys, args)
+	missing, err := c.store.RunInts("renew", renewLua, keys, args)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys, args = keys[:0], args[:1]
+	for _, i := range missing {
+		if i < 1 || int(i) > len(held) {
+			continue
+		}
+		if l := held[i-1]; c.has(l) {
+			keys = append(keys, l.key)
+			args = append(args, l.id)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err = c.store.Run("renew", restoreLua, keys, args)
 	return err
+}
+
+// has reports whether l is still held; c.mu must be held.
+func (c *RedisConcurrency) has(l *lease) bool {
+	_, ok := c.held[l]
+	return ok
 }
 
 // Run renews the held leases every third of the TTL until ctx is done.
